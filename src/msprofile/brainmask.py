@@ -1,0 +1,192 @@
+"""Brain extraction for axial FLAIR, with or without skull.
+
+The reference fitted an ellipse to a thresholded slice and eroded it by 20 pixels: a proxy
+that neither follows the brain surface nor contains every lesion. This module builds a
+mask that follows the brain surface from thresholds, distances in mm and morphology on
+the canonical (RAS+) grid, one axial slice at a time for shape operations and in 3-D
+for connectivity:
+
+1. *Head*: foreground above half the Otsu threshold, holes filled per slice; the in-plane
+   *depth* of every voxel below the head surface (mm) comes from a distance transform.
+2. *Tissue*: voxels brighter than ``tissue_fraction`` x the median tissue intensity
+   (FLAIR suppresses CSF, and cortical bone has no signal, so the skull and CSF appear as
+   a dark ring between scalp and brain).
+3. *Core*: tissue deeper than ``scalp_depth_mm``, eroded by ``erode_mm`` to cut thin
+   bridges to scalp, eyes and neck; the largest 3-D connected component is the brain.
+4. *Regrowth*: geodesic dilation of the core within the tissue by ``regrow_mm``, which
+   brings back the cortex without crossing the dark ring.
+5. *Envelope*: per slice, fill holes (ventricles), close by ``close_mm`` (sulci), fill again.
+6. *Scalp guard*: the distance between the brain edge and the head surface is measured on
+   the widest slices (where the skull is clearly seen); voxels shallower than
+   ``scalp_guard_fraction`` of its 10th percentile are removed. Near the vertex, thick slices
+   cut the skull obliquely and blur the dark ring; this guard keeps the scalp out there.
+
+Skull-stripped inputs skip steps 2-4 and 6: the mask is the filled foreground.
+All lengths are in mm and converted with the grid's in-plane pixel size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage import filters
+
+_INPLANE_4 = np.zeros((3, 3, 3), dtype=bool)
+_INPLANE_4[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+# Flat (3, 3, 1) elements for morphology: scipy visits every element of a (3, 3, 3) one.
+_FLAT_SQUARE = np.ones((3, 3, 1), dtype=bool)
+_FLAT_CROSS = ndimage.generate_binary_structure(2, 1)[:, :, None]
+
+
+@dataclass(frozen=True)
+class BrainMaskSettings:
+    """Parameters of :func:`brain_mask` (lengths in mm, fractions of tissue intensity)."""
+
+    tissue_fraction: float = 0.5
+    scalp_depth_mm: float = 6.0
+    erode_mm: float = 4.0
+    regrow_mm: float = 8.0
+    close_mm: float = 5.0
+    skin_mm: float = 2.0
+    scalp_guard_fraction: float = 0.6
+
+
+@dataclass(frozen=True)
+class BrainMask:
+    """Result of :func:`brain_mask`.
+
+    ``mask``: bool array, the input's shape. ``head``: bool, the filled head foreground.
+    ``scalp_thickness_mm``: 10th percentile of the brain-edge depth below the head surface on
+    the widest slices (NaN for skull-stripped input). ``tissue_intensity``: the median
+    tissue intensity the thresholds were taken from (input units).
+    """
+
+    mask: np.ndarray
+    head: np.ndarray
+    scalp_thickness_mm: float
+    tissue_intensity: float
+
+
+def brain_mask(image: np.ndarray, pixel_size_mm: float, *, skull_stripped: bool = False,
+               settings: BrainMaskSettings = BrainMaskSettings()) -> BrainMask:
+    """Brain mask of a canonical (axial slices on the last axis) FLAIR volume.
+
+    ``image``: float array (X, Y, Z), any positive intensity scale. ``pixel_size_mm``: the
+    in-plane pixel size (mm; the mean of the two in-plane sizes is fine for near-square
+    pixels). Returns a :class:`BrainMask` on the input grid; an image with no foreground
+    gives an empty mask.
+    """
+    image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
+    otsu = _otsu(image)
+    head = _fill_holes(ndimage.binary_opening(image > 0.5 * otsu, _disk(1.0)[:, :, None]))
+    if not head.any():
+        empty = np.zeros(image.shape, dtype=bool)
+        return BrainMask(empty, head, float("nan"), float("nan"))
+    depth_mm = _inplane_distance_mm(head, pixel_size_mm)
+    if skull_stripped:
+        mask = _envelope(head, settings.close_mm, pixel_size_mm)
+        return BrainMask(_largest_component(mask), head, float("nan"), float(np.median(image[head])))
+
+    deep = depth_mm > settings.scalp_depth_mm
+    tissue_intensity = float(np.median(image[deep & (image > otsu)]))
+    tissue = (image > settings.tissue_fraction * tissue_intensity) & (depth_mm > settings.skin_mm)
+    core = _largest_component(_disk_morphology(ndimage.binary_erosion, tissue & deep, settings.erode_mm / pixel_size_mm))
+    mask = _envelope(_regrow(core, tissue, settings.regrow_mm, pixel_size_mm), settings.close_mm, pixel_size_mm)
+
+    scalp_thickness_mm = _scalp_thickness_mm(mask, head, depth_mm)
+    mask &= depth_mm > max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
+    mask = _largest_component(ndimage.binary_opening(mask, _disk(1.0)[:, :, None]))
+    return BrainMask(mask, head, scalp_thickness_mm, tissue_intensity)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, _FLAT_CROSS)
+
+
+def _scalp_thickness_mm(mask: np.ndarray, head: np.ndarray, depth_mm: np.ndarray, n_widest: int = 6) -> float:
+    widest = np.argsort(head.sum(axis=(0, 1)), kind="stable")[-n_widest:]
+    edge_depth_mm = depth_mm[:, :, widest][_edge(mask)[:, :, widest]]
+    return float(np.percentile(edge_depth_mm, 10)) if edge_depth_mm.size else 0.0
+
+
+def _regrow(core: np.ndarray, tissue: np.ndarray, radius_mm: float, pixel_size_mm: float) -> np.ndarray:
+    """Geodesic dilation of ``core`` within ``tissue`` by ``radius_mm``, in-plane.
+
+    Geodesic (each step stays in tissue) so that it cannot cross the dark skull ring, and
+    bounded in path length so that it cannot wander along the scalp.
+    """
+    return ndimage.binary_dilation(
+        core, _FLAT_CROSS, iterations=max(1, int(round(radius_mm / pixel_size_mm))), mask=tissue
+    )
+
+
+def _envelope(mask: np.ndarray, close_mm: float, pixel_size_mm: float) -> np.ndarray:
+    """Per slice: fill holes, close by a disk of ``close_mm``, fill holes again."""
+    filled = _fill_holes(mask)
+    radius_px = close_mm / pixel_size_mm
+    pad = int(np.ceil(radius_px)) + 1
+    padded = np.pad(filled, ((pad, pad), (pad, pad), (0, 0)))
+    dilated = _disk_morphology(ndimage.binary_dilation, padded, radius_px)
+    closed = _disk_morphology(ndimage.binary_erosion, dilated, radius_px)[pad:-pad, pad:-pad]
+    return _fill_holes(closed | filled)
+
+
+def _disk_morphology(operation, mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """In-plane ``operation`` (binary erosion or dilation) by a disk of ``radius_px``.
+
+    The disk is approximated by an octagon, alternating 3 x 3 squares and crosses, whose
+    reach is ``radius_px`` along the axes and 6 % more along the diagonals; iterated small
+    elements cost a few percent of one large disk.
+    """
+    n = int(round(radius_px))
+    squares, crosses = (n + 1) // 2, n // 2
+    if squares:
+        mask = operation(mask, _FLAT_SQUARE, iterations=squares)
+    if crosses:
+        mask = operation(mask, _FLAT_CROSS, iterations=crosses)
+    return mask
+
+
+def _inplane_distance_mm(mask: np.ndarray, pixel_size_mm: float) -> np.ndarray:
+    """Per slice, the in-plane distance (mm) of each ``True`` voxel to the nearest ``False`` one.
+
+    Morphology by a disk of radius r is then a threshold, far cheaper than a structuring
+    element of that size: erosion is ``d(mask) > r``, dilation ``d(~mask) <= r``.
+    A slice with no ``False`` voxel is infinitely deep.
+    """
+    distance_mm = np.zeros(mask.shape, dtype=np.float32)
+    for k in range(mask.shape[2]):
+        plane = mask[:, :, k]
+        if plane.all():
+            distance_mm[:, :, k] = np.inf
+        elif plane.any():
+            distance_mm[:, :, k] = ndimage.distance_transform_edt(plane, sampling=pixel_size_mm)
+    return distance_mm
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Per slice, fill the background regions that do not touch the slice border."""
+    labels, _ = ndimage.label(~mask, structure=_INPLANE_4)
+    border = np.unique(np.concatenate([labels[0].ravel(), labels[-1].ravel(), labels[:, 0].ravel(), labels[:, -1].ravel()]))
+    return mask | ~np.isin(labels, border)
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask, structure=ndimage.generate_binary_structure(3, 1))
+    if n <= 1:
+        return labels > 0
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def _otsu(image: np.ndarray) -> float:
+    sample = image[::2, ::2, :]
+    return float(filters.threshold_otsu(sample)) if np.ptp(sample) > 0 else float(sample.max())
+
+
+def _disk(radius_px: float) -> np.ndarray:
+    r = int(np.ceil(radius_px))
+    y, x = np.ogrid[-r : r + 1, -r : r + 1]
+    return x * x + y * y <= radius_px * radius_px + 1e-9
