@@ -11,10 +11,14 @@ for connectivity:
 2. *Tissue*: voxels brighter than ``tissue_fraction`` x the median tissue intensity
    (FLAIR suppresses CSF, and cortical bone has no signal, so the skull and CSF appear as
    a dark ring between scalp and brain).
-3. *Core*: tissue deeper than ``scalp_depth_mm``, eroded by ``erode_mm`` to cut thin
-   bridges to scalp, eyes and neck; the largest 3-D connected component is the brain.
-4. *Regrowth*: geodesic dilation of the core within the tissue by ``regrow_mm``, which
-   brings back the cortex without crossing the dark ring.
+3. *Core*: tissue deeper than ``scalp_depth_mm`` and darker than ``fat_fraction`` x the
+   tissue intensity (fat of scalp, orbits and face is about twice as bright as brain),
+   eroded by ``erode_mm`` to cut thin bridges to scalp, eyes and neck; the largest 3-D
+   connected component is the brain. Leaving fat out breaks up the face, which thick
+   slices otherwise join to the frontal and temporal lobes above it.
+4. *Regrowth*: geodesic dilation of the core within the tissue (fat and lesions included)
+   by ``regrow_mm``, which brings back the gyri, up to their crowns, and every bright
+   lesion, without crossing the dark ring.
 5. *Envelope*: per slice, fill holes (ventricles), close by ``close_mm`` (sulci), fill again.
 6. *Scalp guard*: the distance between the brain edge and the head surface is measured on
    the widest slices (where the skull is clearly seen); voxels shallower than
@@ -47,7 +51,8 @@ class BrainMaskSettings:
     tissue_fraction: float = 0.5
     scalp_depth_mm: float = 6.0
     erode_mm: float = 4.0
-    regrow_mm: float = 8.0
+    fat_fraction: float = 1.6
+    regrow_mm: float = 16.0
     close_mm: float = 5.0
     skin_mm: float = 2.0
     scalp_guard_fraction: float = 0.6
@@ -92,7 +97,10 @@ def brain_mask(image: np.ndarray, pixel_size_mm: float, *, skull_stripped: bool 
     deep = depth_mm > settings.scalp_depth_mm
     tissue_intensity = float(np.median(image[deep & (image > otsu)]))
     tissue = (image > settings.tissue_fraction * tissue_intensity) & (depth_mm > settings.skin_mm)
-    core = _largest_component(_disk_morphology(ndimage.binary_erosion, tissue & deep, settings.erode_mm / pixel_size_mm))
+    not_fat = image < settings.fat_fraction * tissue_intensity
+    core = _largest_component(
+        _disk_morphology(ndimage.binary_erosion, tissue & deep & not_fat, settings.erode_mm / pixel_size_mm)
+    )
     mask = _envelope(_regrow(core, tissue, settings.regrow_mm, pixel_size_mm), settings.close_mm, pixel_size_mm)
 
     scalp_thickness_mm = _scalp_thickness_mm(mask, head, depth_mm)

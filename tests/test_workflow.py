@@ -1,0 +1,96 @@
+"""The workflow itself: lint, formatting, the demo cohort and the real sample end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import REPO, SAMPLE_IDS, SampleSubject, dice, require_flair_sample, run_snakemake
+from msprofile.demo import DEMO_SUBJECTS
+
+pytestmark = pytest.mark.slow
+
+PREPROCESS_FILES = ("brain_mask.nii.gz", "flair_preproc.nii.gz", "preprocess_qc.json", "preprocess_qc.png")
+
+
+def _project(tmp_path: Path, sheet_text: str | None = None) -> Path:
+    """A user's project folder: the repository's config, and the given sheet (default: the demo's)."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    if sheet_text is not None:
+        (tmp_path / "config" / "subjects.tsv").write_text(sheet_text)
+    return tmp_path
+
+
+def test_lint_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_snakefiles_are_formatted():
+    files = [REPO / "workflow" / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    project = _project(tmp_path_factory.mktemp("demo"))
+    run_snakemake(project, "--cores", "2")
+    return project
+
+
+def test_demo_cohort_is_preprocessed(demo_run):
+    for subject in DEMO_SUBJECTS:
+        folder = demo_run / "results" / "subjects" / subject.subject_id
+        for name in PREPROCESS_FILES:
+            assert (folder / name).is_file(), f"{subject.subject_id}: {name} missing"
+        assert (demo_run / "results" / "logs" / "preprocess" / f"{subject.subject_id}.log").is_file()
+
+
+def test_demo_brain_masks_match_the_phantom_truth(demo_run):
+    for subject in DEMO_SUBJECTS:
+        truth = np.asarray(nib.load(demo_run / "resources" / "demo" / subject.subject_id / "brain.nii.gz").dataobj) > 0
+        mask = np.asarray(nib.load(demo_run / "results" / "subjects" / subject.subject_id / "brain_mask.nii.gz").dataobj) > 0
+        assert dice(mask, truth) >= 0.95, subject.subject_id
+
+
+def test_demo_rerun_has_nothing_to_do(demo_run):
+    result = run_snakemake(demo_run, "--cores", "2", "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_real_sample_through_the_workflow(tmp_path):
+    sample = require_flair_sample()
+    rows = ["subject_id\tflair\tgroup\tage\tsex"]
+    rows += [f"{sid}\t{sample / sid / 'flair.nii.gz'}\tMS\t40\tF" for sid in SAMPLE_IDS]
+    project = _project(tmp_path, "\n".join(rows) + "\n")
+    run_snakemake(project, "--cores", "2")
+    for sid in SAMPLE_IDS:
+        folder = project / "results" / "subjects" / sid
+        qc = json.loads((folder / "preprocess_qc.json").read_text())
+        assert qc["qc_pass"], qc["flags"]
+        subject = SampleSubject(sid)
+        mask_img = nib.load(folder / "brain_mask.nii.gz")
+        np.testing.assert_allclose(mask_img.affine, subject.affine, atol=1e-4)
+        mask = np.asarray(mask_img.dataobj) > 0
+        structures = subject.lesions | subject.ventricles
+        assert (mask & structures).sum() >= 0.995 * structures.sum()
+
+
+def test_bad_sheet_stops_before_any_job(tmp_path):
+    project = _project(tmp_path, "subject_id\tflair\tgroup\tage\tsex\ns1\tmissing.nii.gz\tMS\tabc\tX\n")
+    result = run_snakemake(project, "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "line 2 (subject s1), column age" in output
+    assert "line 2 (subject s1), column sex" in output
+    assert "line 2 (subject s1), column flair: file not found" in output
+    assert not (project / "results").exists()

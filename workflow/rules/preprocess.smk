@@ -1,0 +1,26 @@
+rule preprocess:
+    input:
+        flair=subject_value("flair"),
+    output:
+        brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
+        flair=f"{SUBJECT_DIR}/flair_preproc.nii.gz",
+        qc_json=f"{SUBJECT_DIR}/preprocess_qc.json",
+        qc_png=report(
+            f"{SUBJECT_DIR}/preprocess_qc.png",
+            category="Preprocessing QC",
+            subcategory="{subject}",
+            caption="../report/preprocess_qc.rst",
+        ),
+    log:
+        f"{LOG_DIR}/preprocess/{{subject}}.log",
+    conda:
+        "../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        skull_stripped=subject_value("skull_stripped"),
+        settings=config["preprocess"],
+    script:
+        "../scripts/preprocess.py"
