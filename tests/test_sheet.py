@@ -115,6 +115,14 @@ def test_repeated_column_is_an_error(tmp_path):
     assert_names(only_problem(error), error, 1, None, "age", "appears 2 times")
 
 
+def test_ids_differing_only_in_case_are_duplicates(tmp_path):
+    """They would write to the same output folder on macOS and Windows."""
+    sheet = write_sheet(tmp_path, [row("Sub1"), row("sub1")])
+    with pytest.raises(SheetError) as error:
+        load(sheet)
+    assert "line 3 (subject sub1), column subject_id: duplicate subject ID, also on line 2 (as Sub1)" in str(error.value)
+
+
 def test_duplicate_ids_name_every_line_involved(tmp_path):
     sheet = write_sheet(tmp_path, [row("a"), row("b"), row("a"), row("c"), row("a")])
     error = sheet_error(sheet)

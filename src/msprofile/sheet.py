@@ -232,15 +232,20 @@ def _ragged_problem(line: int, fields: list[str], expected: int) -> SheetProblem
 
 
 def _duplicate_problems(ids: list[tuple[int, str]]) -> list[SheetProblem]:
-    """One problem per line whose subject ID is also on another line, naming those lines."""
+    """One problem per line whose subject ID is also on another line, naming those lines.
+
+    IDs are compared without case: they name output folders, and `Sub1` and `sub1` are the
+    same folder on the case-insensitive file systems of macOS and Windows.
+    """
     lines_by_id = defaultdict(list)
     for line, subject_id in ids:
         if subject_id:
-            lines_by_id[subject_id].append(line)
+            lines_by_id[subject_id.casefold()].append((line, subject_id))
     problems = []
-    for subject_id, lines in lines_by_id.items():
-        for line in lines if len(lines) > 1 else ():
-            others = ", ".join(str(other) for other in lines if other != line)
+    for entries in lines_by_id.values():
+        for line, subject_id in entries if len(entries) > 1 else ():
+            others = ", ".join(f"{other}" if other_id == subject_id else f"{other} (as {other_id})"
+                               for other, other_id in entries if other != line)
             problems.append(
                 SheetProblem(line, subject_id, "subject_id", f"duplicate subject ID, also on line {others}")
             )
