@@ -1,0 +1,1 @@
+"""Segmentation of ventricles and lesions with a 2-D Attention U-Net (method.md section 3)."""
