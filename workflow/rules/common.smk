@@ -1,5 +1,7 @@
 import re
+import shutil
 
+import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -32,14 +34,50 @@ def _load_subjects():
 
 SUBJECTS = _load_subjects()
 
+MODEL_DIR = config["segmentation"]["model"]
+
+
+def _gpu_present():
+    """A GPU on this machine, as the NVIDIA driver's nvidia-smi tells."""
+    return shutil.which("nvidia-smi") is not None
+
+
+# `auto` tags segment jobs for the GPU only where a GPU is seen at planning time; on a
+# cluster whose login node has none, set segmentation.device: gpu.
+SEGMENT_GPUS = {"gpu": 1, "cpu": 0, "auto": int(_gpu_present())}[
+    config["segmentation"]["device"]
+]
+
+
+def _training_subjects():
+    """Subjects of the training sheet (or of the main sheet) with both manual masks."""
+    sheet = SUBJECTS
+    if config["training"]["subjects"]:
+        try:
+            sheet = load_subject_sheet(
+                config["training"]["subjects"],
+                schema_path=workflow.source_path("../schemas/subjects.schema.yaml"),
+                allowed_groups=config["groups"],
+            )
+        except SheetError as exc:
+            raise WorkflowError(str(exc)) from None
+    return sheet[(sheet["wmh_mask"] != "") & (sheet["ventricles_mask"] != "")]
+
+
+TRAINING_SUBJECTS = _training_subjects()
+# Per-subject rules look subjects up here: the main sheet and the training sheet together.
+ALL_SUBJECTS = pd.concat(
+    [SUBJECTS, TRAINING_SUBJECTS[~TRAINING_SUBJECTS.index.isin(SUBJECTS.index)]]
+)
+
 
 wildcard_constraints:
-    subject="|".join(re.escape(s) for s in SUBJECTS.index),
+    subject="|".join(re.escape(s) for s in ALL_SUBJECTS.index),
 
 
 def subject_value(column):
     """Input/params function: the sheet's ``column`` for the job's subject."""
-    return lambda wildcards: SUBJECTS.at[wildcards.subject, column]
+    return lambda wildcards: ALL_SUBJECTS.at[wildcards.subject, column]
 
 
 def preprocess_outputs():
@@ -53,3 +91,17 @@ def preprocess_outputs():
         ],
         subject=SUBJECTS.index,
     )
+
+
+def segment_outputs():
+    """Every subject's segmentation."""
+    return expand(f"{SUBJECT_DIR}/segmentation.nii.gz", subject=SUBJECTS.index)
+
+
+def training_settings():
+    """The training section without the keys that are not hyper-parameters."""
+    return {
+        k: v
+        for k, v in config["training"].items()
+        if k not in ("name", "subjects", "cross_validate")
+    }

@@ -1,0 +1,16 @@
+from msprofile.segmentation.jobs import cross_validation_fold
+from msprofile.segmentation.train import TrainingSettings
+from msprofile.workflow import logged
+
+with logged(snakemake.log[0], f"cross-validation fold without {snakemake.wildcards.subject}"):
+    cross_validation_fold(
+        snakemake.wildcards.subject,
+        snakemake.input.slices,
+        snakemake.input.flair,
+        snakemake.input.brain_mask,
+        snakemake.input.wmh,
+        snakemake.input.ventricles,
+        snakemake.output[0],
+        TrainingSettings(**snakemake.params.settings),
+        device=snakemake.params.device,
+    )

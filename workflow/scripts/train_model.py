@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from msprofile.segmentation.jobs import train_final_model
+from msprofile.segmentation.train import TrainingSettings
+from msprofile.workflow import logged
+
+with logged(snakemake.log[0], f"train model {snakemake.params.name}"):
+    train_final_model(
+        snakemake.params.name,
+        snakemake.input.slices,
+        snakemake.input.folds,
+        Path(snakemake.output.model).parent,
+        TrainingSettings(**snakemake.params.settings),
+        preprocessing=snakemake.params.preprocessing,
+        device=snakemake.params.device,
+    )
