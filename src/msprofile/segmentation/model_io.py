@@ -34,10 +34,18 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def save_model(model, folder: str | os.PathLike, card: dict) -> dict:
     """Write ``model`` as ``folder/model.keras`` and ``card`` plus the weights' sha256 and
-    size as ``folder/model.json``, each atomically. Returns the card as written."""
+    size as ``folder/model.json``, each atomically. Returns the card as written.
+
+    The optimizer state is left out (an uncompiled copy is saved): inference needs none of
+    it, and Adam's two moments would triple the file.
+    """
+    import keras
+
     folder = Path(folder)
+    inference_model = keras.models.clone_model(model)
+    inference_model.set_weights(model.get_weights())
     with atomic_path(folder / MODEL_FILE, suffix=".keras") as tmp:
-        model.save(tmp)
+        inference_model.save(tmp)
     card = {**card, "weights_file": MODEL_FILE, "sha256": sha256_of(folder / MODEL_FILE),
             "size_bytes": (folder / MODEL_FILE).stat().st_size}
     save_json(card, folder / CARD_FILE)
