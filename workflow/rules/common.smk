@@ -98,6 +98,12 @@ def segment_outputs():
     return expand(f"{SUBJECT_DIR}/segmentation.nii.gz", subject=SUBJECTS.index)
 
 
+def evaluation_outputs():
+    """The segmentation evaluation, when some subject of the sheet has both manual masks."""
+    has_masks = (SUBJECTS["wmh_mask"] != "") & (SUBJECTS["ventricles_mask"] != "")
+    return [f"{RESULTS}/evaluation/segmentation_summary.tsv"] if has_masks.any() else []
+
+
 def training_settings():
     """The training section without the keys that are not hyper-parameters."""
     return {

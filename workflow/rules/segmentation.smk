@@ -2,7 +2,7 @@ rule segment:
     input:
         flair=f"{SUBJECT_DIR}/flair_preproc.nii.gz",
         brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
-        model=f"{MODEL_DIR}/model.keras",
+        model=f"{MODEL_DIR}/model.onnx",
         card=f"{MODEL_DIR}/model.json",
     output:
         **(

@@ -82,6 +82,7 @@ rule train_model:
         ),
     output:
         model=f"{TRAINED_MODEL_DIR}/model.keras",
+        onnx=f"{TRAINED_MODEL_DIR}/model.onnx",
         card=f"{TRAINED_MODEL_DIR}/model.json",
     log:
         f"{LOG_DIR}/train_model.log",

@@ -11,4 +11,5 @@ with logged(snakemake.log[0], f"segment {snakemake.wildcards.subject}"):
         snakemake.output.get("probabilities"),
         device=snakemake.params.device,
         batch_size=snakemake.params.batch_size,
+        threads=snakemake.threads,
     )

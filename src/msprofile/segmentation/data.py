@@ -6,6 +6,7 @@ import numpy as np
 
 from ..geometry import Grid, resample, to_canonical
 
+CLASSES = ("background", "ventricles", "lesions")
 BACKGROUND, VENTRICLES, LESIONS = 0, 1, 2
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from scipy import ndimage
 
@@ -12,12 +10,15 @@ from .data import BACKGROUND, LESIONS, from_network, network_input
 MIN_OBJECT_PIXELS = 5
 
 
-def predict_probabilities(model, flair_model: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Class probabilities of a model-grid image (X, Y, Z) -> (X, Y, Z, classes) float32."""
+def predict_probabilities(network, flair_model: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Class probabilities of a model-grid image (X, Y, Z) -> (X, Y, Z, classes) float32.
+
+    ``network``: a callable mapping (N, H, W, 1) float32 slices to (N, H, W, classes)
+    probabilities (an :class:`~msprofile.segmentation.onnx_export.OnnxNetwork`, or a Keras
+    model wrapped by :func:`keras_network`).
+    """
     batch = network_input(flair_model)
-    probabilities = np.concatenate(
-        [np.asarray(model(batch[i : i + batch_size], training=False)) for i in range(0, len(batch), batch_size)]
-    )
+    probabilities = np.concatenate([np.asarray(network(batch[i : i + batch_size])) for i in range(0, len(batch), batch_size)])
     return from_network(probabilities.astype(np.float32))
 
 
@@ -45,25 +46,7 @@ def postprocess(probabilities: np.ndarray, min_object_pixels: int = MIN_OBJECT_P
     return labels
 
 
-DEVICES = ("auto", "gpu", "cpu")
 
-
-def configure_device(device: str) -> str:
-    """Choose where TensorFlow runs; call before anything imports TensorFlow.
-
-    ``device``: ``"cpu"`` hides every GPU; ``"gpu"`` requires one; ``"auto"`` uses a GPU when
-    TensorFlow sees one. GPU memory grows on demand rather than being taken whole, so several
-    jobs can share a card. Returns the device used, ``"gpu"`` or ``"cpu"``.
-    """
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    if device == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        raise RuntimeError("segmentation.device is 'gpu' but TensorFlow sees no GPU on this machine")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
-    return "gpu" if gpus else "cpu"
+def keras_network(model):
+    """A Keras model as a network callable for :func:`predict_probabilities`."""
+    return lambda batch: np.asarray(model(batch, training=False))

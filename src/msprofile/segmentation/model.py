@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-CLASSES = ("background", "ventricles", "lesions")
+from .data import CLASSES
 ENCODER_DROPOUT = (0.1, 0.1, 0.2, 0.2)
 BRIDGE_DROPOUT = 0.3
 DECODER_DROPOUT = (0.2, 0.2, 0.1, 0.1)

@@ -1,9 +1,10 @@
-"""Model files: ``model.keras`` plus its model card ``model.json``, checked by sha256.
+"""Model folders: ``model.keras`` (training format), ``model.onnx`` (inference format) and the
+model card ``model.json``.
 
 The card says what the model expects (classes, input, pixel size, normalisation,
-preprocessing settings), how it was trained and validated, what it measured, and the sha256
-of the weights file, which :func:`load_model` verifies before loading: a model that does not
-match its card is never used.
+preprocessing settings), how it was trained and validated, what it measured, and the
+sha256 of each file, which is verified before the file is used: a model that does not
+match its card is never run.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..io import atomic_path, save_json
 
-MODEL_FILE = "model.keras"
+KERAS_FILE = "model.keras"
+ONNX_FILE = "model.onnx"
 CARD_FILE = "model.json"
 
 
@@ -32,22 +36,29 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def save_model(model, folder: str | os.PathLike, card: dict) -> dict:
-    """Write ``model`` as ``folder/model.keras`` and ``card`` plus the weights' sha256 and
-    size as ``folder/model.json``, each atomically. Returns the card as written.
+def _file_entry(path: Path) -> dict:
+    return {"sha256": sha256_of(path), "size_bytes": path.stat().st_size}
 
-    The optimizer state is left out (an uncompiled copy is saved): inference needs none of
-    it, and Adam's two moments would triple the file.
+
+def save_model(model, folder: str | os.PathLike, card: dict, *, check_input: np.ndarray) -> dict:
+    """Write ``model`` as ``model.keras`` and ``model.onnx`` in ``folder`` and the card with
+    both files' sha256 as ``model.json``, each atomically. Returns the card as written.
+
+    The Keras file leaves the optimizer state out (an uncompiled copy is saved): inference
+    needs none of it, and Adam's two moments would triple the file. The ONNX export is
+    checked against the Keras output on ``check_input`` (N, H, W, 1) before it is written.
     """
     import keras
+
+    from .onnx_export import export_onnx
 
     folder = Path(folder)
     inference_model = keras.models.clone_model(model)
     inference_model.set_weights(model.get_weights())
-    with atomic_path(folder / MODEL_FILE, suffix=".keras") as tmp:
+    with atomic_path(folder / KERAS_FILE, suffix=".keras") as tmp:
         inference_model.save(tmp)
-    card = {**card, "weights_file": MODEL_FILE, "sha256": sha256_of(folder / MODEL_FILE),
-            "size_bytes": (folder / MODEL_FILE).stat().st_size}
+    export_onnx(inference_model, folder / ONNX_FILE, check_input=check_input)
+    card = {**card, "files": {name: _file_entry(folder / name) for name in (KERAS_FILE, ONNX_FILE)}}
     save_json(card, folder / CARD_FILE)
     return card
 
@@ -63,27 +74,33 @@ def read_card(folder: str | os.PathLike) -> dict:
         raise ModelError(f"model card {path} is not valid JSON ({exc})") from None
 
 
-def verify_checksum(folder: str | os.PathLike, card: dict | None = None) -> dict:
-    """Check ``model.keras`` against the card's sha256; returns the card."""
-    folder = Path(folder)
-    card = read_card(folder) if card is None else card
-    weights = folder / card.get("weights_file", MODEL_FILE)
-    if not weights.is_file():
-        raise ModelError(f"model weights {weights} not found")
-    actual = sha256_of(weights)
-    if actual != card.get("sha256"):
-        raise ModelError(f"model weights {weights} do not match their card: sha256 {actual}, card says {card.get('sha256')}")
-    return card
+def verified_path(folder: str | os.PathLike, name: str, card: dict) -> Path:
+    """Path of the model file ``name`` after checking it against the card's sha256."""
+    path = Path(folder) / name
+    expected = card.get("files", {}).get(name, {}).get("sha256")
+    if expected is None:
+        raise ModelError(f"model card {Path(folder) / CARD_FILE} lists no {name}")
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ModelError(f"model file {path} does not match its card: sha256 {actual}, card says {expected}")
+    return path
 
 
-def load_model(folder: str | os.PathLike):
-    """Verify and load a model folder; returns ``(keras model, card)``.
-
-    Loaded with Keras' safe mode on (no arbitrary code from the file) and without the
-    training configuration (inference needs none).
-    """
+def load_keras_model(folder: str | os.PathLike):
+    """Verify and load the Keras model (safe mode, no training configuration); returns
+    ``(model, card)``."""
     import keras
 
-    card = verify_checksum(folder)
-    model = keras.saving.load_model(Path(folder) / card.get("weights_file", MODEL_FILE), compile=False, safe_mode=True)
+    card = read_card(folder)
+    model = keras.saving.load_model(verified_path(folder, KERAS_FILE, card), compile=False, safe_mode=True)
     return model, card
+
+
+def load_network(folder: str | os.PathLike, *, device: str = "auto", threads: int = 0):
+    """Verify and load the ONNX network for inference; returns ``(OnnxNetwork, card)``."""
+    from .onnx_export import OnnxNetwork
+
+    card = read_card(folder)
+    return OnnxNetwork(verified_path(folder, ONNX_FILE, card), device=device, threads=threads), card

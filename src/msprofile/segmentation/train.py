@@ -24,12 +24,37 @@ What differs from the reference (method.md section 3), and why:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from .model import CLASSES, build_attention_unet
+
+
+DEVICES = ("auto", "gpu", "cpu")
+
+
+def configure_tensorflow(device: str) -> str:
+    """Choose where TensorFlow trains; call before anything imports TensorFlow.
+
+    ``device``: ``"cpu"`` hides every GPU; ``"gpu"`` requires one; ``"auto"`` uses a GPU when
+    TensorFlow sees one. GPU memory grows on demand rather than being taken whole, so several
+    jobs can share a card. Returns the device used, ``"gpu"`` or ``"cpu"``.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise RuntimeError("segmentation.device is 'gpu' but TensorFlow sees no GPU on this machine")
+    for gpu in gpus:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return "gpu" if gpus else "cpu"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,14 @@
+from msprofile.segmentation.jobs import evaluate_segmentations
+from msprofile.workflow import logged
+
+with logged(snakemake.log[0], "evaluate segmentation"):
+    evaluate_segmentations(
+        snakemake.params.subjects,
+        snakemake.input.segmentations,
+        snakemake.input.wmh,
+        snakemake.input.ventricles,
+        snakemake.output.table,
+        snakemake.output.summary,
+        snakemake.output.figure_png,
+        snakemake.output.figure_pdf,
+    )
