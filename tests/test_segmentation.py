@@ -148,3 +148,19 @@ def test_tensorflow_device_choice():
     assert configure_tensorflow("cpu") == "cpu"
     with pytest.raises(ValueError):
         configure_tensorflow("tpu")
+
+
+def test_shipped_model_matches_its_card():
+    from conftest import REPO
+    from msprofile.segmentation.model_io import CARD_FILE, read_card, verified_path
+
+    folder = REPO / "resources" / "models" / "msprofile-default"
+    card = read_card(folder)
+    for name, entry in card["files"].items():
+        path = verified_path(folder, name, card)
+        assert path.stat().st_size == entry["size_bytes"]
+        assert entry["size_bytes"] <= 25 * 1024 * 1024, f"{name} is too large for git"
+    assert card["classes"] == ["background", "ventricles", "lesions"]
+    assert card["validation"]["scheme"] == "leave-one-subject-out"
+    assert sorted(card["training"]["subjects"]) == ["104252", "105074", "105465", "105755"]
+    assert (folder / CARD_FILE).is_file()

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO, SAMPLE_IDS, SampleSubject, dice, require_flair_sample, run_snakemake
 from msprofile.demo import DEMO_SUBJECTS
@@ -20,11 +22,20 @@ pytestmark = pytest.mark.slow
 PREPROCESS_FILES = ("brain_mask.nii.gz", "flair_preproc.nii.gz", "preprocess_qc.json", "preprocess_qc.png")
 
 
-def _project(tmp_path: Path, sheet_text: str | None = None) -> Path:
-    """A user's project folder: the repository's config, and the given sheet (default: the demo's)."""
+def _project(tmp_path: Path, sheet_text: str | None = None, config_changes: dict | None = None) -> Path:
+    """A user's project folder: the repository's config (with ``config_changes`` merged into
+    its sections), the shipped models, and the given sheet (default: the demo's)."""
     shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "models").symlink_to(REPO / "resources" / "models")
     if sheet_text is not None:
         (tmp_path / "config" / "subjects.tsv").write_text(sheet_text)
+    if config_changes:
+        config_path = tmp_path / "config" / "config.yaml"
+        config = yaml.safe_load(config_path.read_text())
+        for section, values in config_changes.items():
+            config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+        config_path.write_text(yaml.safe_dump(config))
     return tmp_path
 
 
@@ -62,6 +73,20 @@ def test_demo_brain_masks_match_the_phantom_truth(demo_run):
         assert dice(mask, truth) >= 0.95, subject.subject_id
 
 
+def test_demo_is_segmented_and_evaluated(demo_run):
+    for subject in DEMO_SUBJECTS:
+        folder = demo_run / "results" / "subjects" / subject.subject_id
+        flair = nib.load(demo_run / "resources" / "demo" / subject.subject_id / "flair.nii.gz")
+        segmentation = nib.load(folder / "segmentation.nii.gz")
+        assert segmentation.shape == flair.shape
+        np.testing.assert_allclose(segmentation.affine, flair.affine, atol=1e-4)
+        assert set(np.unique(np.asarray(segmentation.dataobj))) <= {0, 1, 2}
+    summary = pd.read_csv(demo_run / "results" / "evaluation" / "segmentation_summary.tsv", sep="\t")
+    assert list(summary["class_name"]) == ["ventricles", "lesions"]
+    assert (summary["n_subjects"] == len(DEMO_SUBJECTS)).all()
+    assert (demo_run / "results" / "evaluation" / "segmentation_dice.pdf").stat().st_size > 0
+
+
 def test_demo_rerun_has_nothing_to_do(demo_run):
     result = run_snakemake(demo_run, "--cores", "2", "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -94,3 +119,45 @@ def test_bad_sheet_stops_before_any_job(tmp_path):
     assert "line 2 (subject s1), column sex" in output
     assert "line 2 (subject s1), column flair: file not found" in output
     assert not (project / "results").exists()
+
+
+def _one_real_subject_project(tmp_path: Path, config_changes: dict | None = None) -> Path:
+    sample = require_flair_sample()
+    sid = "104252"
+    sheet = f"subject_id\tflair\tgroup\tage\tsex\n{sid}\t{sample / sid / 'flair.nii.gz'}\tMS\t44\tM\n"
+    return _project(tmp_path, sheet, config_changes)
+
+
+def test_segment_rule_on_a_real_subject(tmp_path):
+    project = _one_real_subject_project(tmp_path)
+    run_snakemake(project, "--cores", "2", "results/subjects/104252/segmentation.nii.gz")
+    subject = SampleSubject("104252")
+    segmentation = nib.load(project / "results" / "subjects" / "104252" / "segmentation.nii.gz")
+    assert segmentation.shape == subject.flair.shape and segmentation.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(segmentation.affine, subject.affine, atol=1e-4)
+    labels = np.asarray(segmentation.dataobj)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    # The shipped model saw this subject in training: this checks the grid round trip, not accuracy.
+    assert dice(labels == 1, subject.ventricles) > 0.7
+    brain = np.asarray(nib.load(project / "results" / "subjects" / "104252" / "brain_mask.nii.gz").dataobj) > 0
+    assert not (labels[~brain]).any()
+    log = (project / "results" / "logs" / "segment" / "104252.log").read_text()
+    assert "segmented on cpu" in log
+
+
+@pytest.mark.parametrize("device,gpus", [("gpu", 1), ("cpu", 0)])
+def test_segment_rule_carries_the_gpu_resource(tmp_path, device, gpus):
+    project = _one_real_subject_project(tmp_path, {"segmentation": {"device": device}})
+    result = run_snakemake(project, "--cores", "2", "--dry-run", "results/subjects/104252/segmentation.nii.gz")
+    output = result.stdout + result.stderr
+    segment_job = output[output.index("rule segment:") :]
+    resources = next(line for line in segment_job.splitlines() if "resources:" in line)
+    assert f"gpu={gpus}" in resources
+
+
+def test_required_gpu_that_is_absent_fails_clearly(tmp_path):
+    """segmentation.device: gpu on a machine without one is an error, not a silent CPU run."""
+    project = _one_real_subject_project(tmp_path, {"segmentation": {"device": "gpu"}})
+    failed = run_snakemake(project, "--cores", "2", "results/subjects/104252/segmentation.nii.gz", check=False)
+    assert failed.returncode != 0
+    assert "no CUDA provider" in (project / "results" / "logs" / "segment" / "104252.log").read_text()

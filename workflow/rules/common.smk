@@ -61,6 +61,16 @@ def _training_subjects():
             )
         except SheetError as exc:
             raise WorkflowError(str(exc)) from None
+    both_sheets = sheet.index.intersection(SUBJECTS.index)
+    differing = [
+        s for s in both_sheets if sheet.at[s, "flair"] != SUBJECTS.at[s, "flair"]
+    ]
+    if differing:
+        raise WorkflowError(
+            f"training sheet {config['training']['subjects']}: subject IDs {', '.join(differing)} "
+            f"are also in {config['subjects']} with a different FLAIR file; per-subject outputs "
+            "would collide: rename them in one of the sheets"
+        )
     return sheet[(sheet["wmh_mask"] != "") & (sheet["ventricles_mask"] != "")]
 
 

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 
 from ..geometry import Grid, labels_to_native
-from ..io import atomic_path, load_image, save_nifti
+from ..io import InputImageError, atomic_path, load_image, save_nifti
 from .data import CLASSES, label_volume
 from .infer import postprocess, predict_probabilities
 from .model_io import load_network
@@ -27,8 +27,13 @@ def model_grid_image(flair_preproc_path) -> tuple[np.ndarray, Grid]:
 
 
 def native_grid(brain_mask_path) -> Grid:
+    return brain_and_grid(brain_mask_path)[1]
+
+
+def brain_and_grid(brain_mask_path) -> tuple[np.ndarray, Grid]:
+    """The brain mask (bool) and the native grid it is written on."""
     img = nib.load(brain_mask_path)
-    return Grid(tuple(img.shape[:3]), img.affine)
+    return np.asarray(img.dataobj) > 0, Grid(tuple(img.shape[:3]), img.affine)
 
 
 def check_model_fits(card: dict, model: Grid) -> None:
@@ -53,20 +58,39 @@ def segment_subject(subject_id: str, flair_preproc_path, brain_mask_path, model_
     threads. Returns a small summary (device, voxel counts).
     """
     network, card = load_network(model_dir, device=device, threads=threads)
-    used = network.device
     flair_model, model_grid = model_grid_image(flair_preproc_path)
     check_model_fits(card, model_grid)
-    native = native_grid(brain_mask_path)
+    brain, native = brain_and_grid(brain_mask_path)
     probabilities = predict_probabilities(network, flair_model, batch_size=batch_size)
-    labels = labels_to_native(postprocess(probabilities), model_grid, native)
-    brain = np.asarray(nib.load(brain_mask_path).dataobj) > 0
-    labels[~brain] = 0
+    labels = native_labels(probabilities, model_grid, native, brain)
     save_nifti(labels.astype(np.uint8), native.affine, segmentation_path, zooms_mm=native.voxel_size_mm)
     if probabilities_path:
         save_nifti(probabilities, model_grid.affine, probabilities_path)
     counts = {name: int((labels == i).sum()) for i, name in enumerate(CLASSES)}
-    log.info("%s: segmented on %s with model %s: %s", subject_id, used, card.get("name"), counts)
-    return {"device": used, "voxels": counts}
+    log.info("%s: segmented on %s with model %s: %s", subject_id, network.device, card.get("name"), counts)
+    return {"device": network.device, "voxels": counts}
+
+
+def native_labels(probabilities: np.ndarray, model_grid: Grid, native: Grid, brain: np.ndarray) -> np.ndarray:
+    """Post-processed labels of model-grid probabilities, on the native grid, inside ``brain``."""
+    labels = labels_to_native(postprocess(probabilities), model_grid, native)
+    labels[~brain] = 0
+    return labels
+
+
+def load_manual_labels(subject_id: str, wmh_path, ventricles_path, native: Grid | None = None) -> tuple[np.ndarray, Grid]:
+    """Three-class labels from a subject's two manual masks, and their grid.
+
+    With ``native`` given, both masks must lie on that grid (the FLAIR's); otherwise
+    :class:`~msprofile.io.InputImageError` names the subject, the mask and the mismatch.
+    """
+    lesions, lesions_affine = load_image(wmh_path, subject_id, dtype=np.uint8)
+    ventricles, ventricles_affine = load_image(ventricles_path, subject_id, dtype=np.uint8)
+    grid = native or Grid(lesions.shape, lesions_affine)
+    for path, data, affine in ((wmh_path, lesions, lesions_affine), (ventricles_path, ventricles, ventricles_affine)):
+        if data.shape != grid.shape or not np.allclose(affine, grid.affine, atol=1e-3):
+            raise InputImageError(subject_id, path, f"mask grid {data.shape} does not match the FLAIR's {grid.shape} (shape or affine)")
+    return label_volume(lesions, ventricles), grid
 
 
 def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricles_paths, table_path, summary_path,
@@ -82,10 +106,9 @@ def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricle
         subject_ids, segmentation_paths, wmh_paths, ventricles_paths
     ):
         predicted, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
-        lesions, _ = load_image(wmh_path, subject_id, dtype=np.uint8)
-        ventricles, _ = load_image(ventricles_path, subject_id, dtype=np.uint8)
-        voxel_size_mm = Grid(predicted.shape, affine).voxel_size_mm
-        rows += evaluate_subject(subject_id, label_volume(lesions, ventricles), predicted, voxel_size_mm)
+        native = Grid(predicted.shape, affine)
+        reference, _ = load_manual_labels(subject_id, wmh_path, ventricles_path, native)
+        rows += evaluate_subject(subject_id, reference, predicted, native.voxel_size_mm)
     table = pd.DataFrame(rows)
     for frame, path in ((table, table_path), (summarise(table), summary_path)):
         with atomic_path(path, suffix=".tsv") as tmp:

@@ -148,6 +148,9 @@ class OnnxNetwork:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # The default arena keeps every activation buffer it ever allocated; a job that runs
+        # one subject and exits gains nothing from it and would hold gigabytes.
+        options.enable_cpu_mem_arena = False
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if wants_gpu else ["CPUExecutionProvider"]
         source = model if isinstance(model, bytes) else os.fspath(model)
         self.session = ort.InferenceSession(source, sess_options=options, providers=providers)

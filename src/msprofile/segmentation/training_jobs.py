@@ -11,25 +11,19 @@ import nibabel as nib
 import numpy as np
 
 from .. import __version__
-from ..geometry import labels_to_native
-from ..io import InputImageError, atomic_path, load_image, save_json, save_nifti
-from .data import CLASSES, label_volume, labels_to_model, network_input, network_labels
-from .infer import keras_network, postprocess, predict_probabilities
-from .jobs import model_grid_image, native_grid
+from ..io import atomic_path, save_json, save_nifti
+from .data import CLASSES, labels_to_model, network_input, network_labels
+from .infer import keras_network, predict_probabilities
+from .jobs import brain_and_grid, load_manual_labels, model_grid_image, native_grid, native_labels
 from .model_io import save_model
 from .train import TrainingSettings, configure_tensorflow, train
 
 
 def write_training_labels(subject_id: str, wmh_path, ventricles_path, flair_preproc_path, brain_mask_path, out_path) -> None:
     """Three-class manual labels of one subject on its model grid (nearest neighbour)."""
-    native = native_grid(brain_mask_path)
-    lesions, lesions_affine = load_image(wmh_path, subject_id, dtype=np.uint8)
-    ventricles, ventricles_affine = load_image(ventricles_path, subject_id, dtype=np.uint8)
-    for path, data, affine in ((wmh_path, lesions, lesions_affine), (ventricles_path, ventricles, ventricles_affine)):
-        if data.shape != native.shape or not np.allclose(affine, native.affine, atol=1e-3):
-            raise InputImageError(subject_id, path, f"mask grid {data.shape} does not match the FLAIR's {native.shape} (shape or affine)")
+    labels, native = load_manual_labels(subject_id, wmh_path, ventricles_path, native_grid(brain_mask_path))
     _, model_grid = model_grid_image(flair_preproc_path)
-    labels = labels_to_model(label_volume(lesions, ventricles), native, model_grid)
+    labels = labels_to_model(labels, native, model_grid)
     save_nifti(labels, model_grid.affine, out_path)
 
 
@@ -69,14 +63,10 @@ def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_
     train_rows = owners != held_out
     model, losses = train(x[train_rows], y[train_rows], settings)
     flair_model, model_grid = model_grid_image(flair_preproc_path)
-    native = native_grid(brain_mask_path)
-    probabilities = predict_probabilities(keras_network(model), flair_model)
-    predicted = labels_to_native(postprocess(probabilities), model_grid, native)
-    brain = np.asarray(nib.load(brain_mask_path).dataobj) > 0
-    predicted[~brain] = 0
-    lesions, _ = load_image(wmh_path, held_out, dtype=np.uint8)
-    ventricles, _ = load_image(ventricles_path, held_out, dtype=np.uint8)
-    rows = evaluate_subject(held_out, label_volume(lesions, ventricles), predicted, native.voxel_size_mm)
+    brain, native = brain_and_grid(brain_mask_path)
+    predicted = native_labels(predict_probabilities(keras_network(model), flair_model), model_grid, native, brain)
+    reference, _ = load_manual_labels(held_out, wmh_path, ventricles_path, native)
+    rows = evaluate_subject(held_out, reference, predicted, native.voxel_size_mm)
     result = {"subject_id": held_out, "epochs": len(losses), "final_loss": losses[-1], "rows": rows}
     save_json(_jsonable(result), out_path)
     return result
