@@ -108,6 +108,18 @@ def segment_outputs():
     return expand(f"{SUBJECT_DIR}/segmentation.nii.gz", subject=SUBJECTS.index)
 
 
+def lesion_outputs():
+    """Every subject's lesion classes and metrics."""
+    return expand(
+        [
+            f"{SUBJECT_DIR}/lesions.parquet",
+            f"{SUBJECT_DIR}/lesion_classes.nii.gz",
+            f"{SUBJECT_DIR}/metrics.json",
+        ],
+        subject=SUBJECTS.index,
+    )
+
+
 def evaluation_outputs():
     """The segmentation evaluation, when some subject of the sheet has both manual masks."""
     has_masks = (SUBJECTS["wmh_mask"] != "") & (SUBJECTS["ventricles_mask"] != "")

@@ -1,0 +1,69 @@
+"""The per-subject lesion job on a real subject, fed its manual masks as the segmentation."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SampleSubject
+from msprofile.io import save_nifti
+from msprofile.lesion_jobs import lesion_metrics_subject
+from msprofile.preprocess import preprocess
+from msprofile.segmentation.data import label_volume
+
+
+def _run(tmp_path, subject, labels, flair, brain, affine, tag):
+    paths = {name: tmp_path / f"{tag}_{name}" for name in ("seg.nii.gz", "flair.nii.gz", "brain.nii.gz")}
+    save_nifti(labels, affine, paths["seg.nii.gz"])
+    save_nifti(flair, affine, paths["flair.nii.gz"])
+    save_nifti(brain, affine, paths["brain.nii.gz"])
+    out = {name: tmp_path / f"{tag}_{name}" for name in ("lesions.parquet", "classes.nii.gz", "metrics.json")}
+    metrics = lesion_metrics_subject(subject.subject_id, paths["seg.nii.gz"], paths["flair.nii.gz"], paths["brain.nii.gz"],
+                                     {"name": "manual", "files": {"model.onnx": {"sha256": "x"}}},
+                                     out["lesions.parquet"], out["classes.nii.gz"], out["metrics.json"])
+    return metrics, out
+
+
+@pytest.fixture(scope="module")
+def manual_case():
+    subject = SampleSubject("105074")
+    brain = preprocess(subject.flair, subject.affine).brain_mask
+    return subject, label_volume(subject.lesions, subject.ventricles), brain
+
+
+def test_lesion_job_outputs(tmp_path, manual_case):
+    subject, labels, brain = manual_case
+    metrics, out = _run(tmp_path, subject, labels, subject.flair, brain, subject.affine, "a")
+    classes = nib.load(out["classes.nii.gz"])
+    np.testing.assert_allclose(classes.affine, subject.affine, atol=1e-4)
+    class_codes = np.asarray(classes.dataobj)
+    assert ((class_codes > 0) == (labels == 2)).all()
+    table = pd.read_parquet(out["lesions.parquet"])
+    assert set(table["kind"]) == {"2d", "3d"} and (table["subject_id"] == "105074").all()
+    two_d = table[table["kind"] == "2d"]
+    assert two_d["area_mm2"].sum() == pytest.approx(metrics["lesion_area_mm2"])
+    assert metrics["lesion_area_mm2"] == pytest.approx(
+        metrics["pewmh_area_mm2"] + metrics["pawmh_area_mm2"] + metrics["jcwmh_area_mm2"])
+    voxel_area_mm2 = float(np.prod(np.sqrt((subject.affine[:3, :2] ** 2).sum(axis=0))))
+    assert metrics["lesion_area_mm2"] == pytest.approx((labels == 2).sum() * voxel_area_mm2, rel=1e-4)
+    written = json.loads(out["metrics.json"].read_text())
+    assert written["segmentation_model"] == "manual" and written["subject_id"] == "105074"
+
+
+def test_lesion_job_does_not_depend_on_stored_orientation(tmp_path, manual_case):
+    subject, labels, brain = manual_case
+    nx = subject.flair.shape[0]
+    new_to_old = np.array([[0, -1, 0, nx - 1], [0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    reorder = lambda a: np.ascontiguousarray(np.flip(a.transpose(2, 0, 1), axis=1))  # noqa: E731
+    affine = subject.affine @ new_to_old
+    first, _ = _run(tmp_path, subject, labels, subject.flair, brain, subject.affine, "a")
+    second, _ = _run(tmp_path, subject, reorder(labels), reorder(subject.flair), reorder(brain), affine, "b")
+    for key, value in first.items():
+        if isinstance(value, float):
+            assert second[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+        else:
+            assert second[key] == value, key
