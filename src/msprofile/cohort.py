@@ -1,0 +1,83 @@
+"""The cohort tables: one row per subject, and every lesion of every subject.
+
+Built from the small per-subject JSON and Parquet files only, never from images, so that
+adding one subject to a 1,381-subject sheet costs one pass over small files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .io import atomic_path
+from .lesions import REFERENCE_COLUMNS
+
+DEMOGRAPHIC_COLUMNS = ("subject_id", "group", "age_years", "sex")
+
+
+def subject_row(metrics: dict, qc: dict) -> dict:
+    """One cohort row (without demographics) from a subject's ``metrics.json`` and
+    ``preprocess_qc.json``: the reference-compatible areas (mm^2), every metric, QC measures
+    and flags, and what produced them."""
+    row = {column: metrics[key] for column, key in REFERENCE_COLUMNS.items()}
+    row.update({key: value for key, value in metrics.items() if key not in ("subject_id",)})
+    row.update({
+        "icv_ml_preprocess": qc["intracranial_volume_ml"],
+        "brain_z_extent_mm": qc["brain_z_extent_mm"],
+        "qc_pass": bool(qc["qc_pass"]),
+        "qc_flags": ";".join(qc["flags"]),
+        "preprocess_version": qc["msprofile_version"],
+    })
+    return row
+
+
+def build_cohort_table(sheet: pd.DataFrame, metrics_paths, qc_paths) -> pd.DataFrame:
+    """The cohort table: ``sheet`` (indexed by subject_id, with ``group``, ``age`` in years and
+    ``sex``) joined with each subject's metrics and QC, in sheet order.
+
+    ``metrics_paths`` and ``qc_paths`` are in the order of ``sheet``'s rows.
+    """
+    rows = []
+    for subject_id, metrics_path, qc_path in zip(sheet.index, metrics_paths, qc_paths):
+        metrics = json.loads(Path(metrics_path).read_text())
+        qc = json.loads(Path(qc_path).read_text())
+        demographics = {
+            "subject_id": subject_id,
+            "group": sheet.at[subject_id, "group"],
+            "age_years": sheet.at[subject_id, "age"],
+            "sex": sheet.at[subject_id, "sex"] or None,
+        }
+        rows.append({**demographics, **subject_row(metrics, qc)})
+    table = pd.DataFrame(rows)
+    table["age_years"] = table["age_years"].astype("float64")
+    for column in ("subject_id", "group", "sex", "qc_flags", "segmentation_model", "segmentation_model_sha256",
+                   "preprocess_version"):
+        table[column] = table[column].astype("string")
+    table["msprofile_version"] = pd.Series([__version__] * len(table), dtype="string")
+    return table
+
+
+def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` as Parquet without its index, atomically."""
+    with atomic_path(path, suffix=".parquet") as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def concat_lesion_tables(paths) -> pd.DataFrame:
+    """Every subject's ``lesions.parquet`` in one table (subjects without lesions add no row)."""
+    tables = [pd.read_parquet(p) for p in paths]
+    non_empty = [t for t in tables if len(t)]
+    if non_empty:
+        return pd.concat(non_empty, ignore_index=True)
+    # No lesion anywhere: keep the columns of a subject's (empty) table.
+    return tables[0] if tables else pd.DataFrame()
+
+
+def cohort_job(sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohort_path, lesions_path) -> None:
+    """Write ``cohort.parquet`` and ``lesions.parquet`` for the cohort."""
+    write_parquet(build_cohort_table(sheet, metrics_paths, qc_paths), cohort_path)
+    write_parquet(concat_lesion_tables(lesion_paths), lesions_path)

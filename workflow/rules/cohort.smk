@@ -1,0 +1,22 @@
+rule cohort_table:
+    input:
+        metrics=expand(f"{SUBJECT_DIR}/metrics.json", subject=SUBJECTS.index),
+        qc=expand(f"{SUBJECT_DIR}/preprocess_qc.json", subject=SUBJECTS.index),
+        lesions=expand(f"{SUBJECT_DIR}/lesions.parquet", subject=SUBJECTS.index),
+    output:
+        cohort=f"{RESULTS}/cohort/cohort.parquet",
+        lesions=f"{RESULTS}/cohort/lesions.parquet",
+    log:
+        f"{LOG_DIR}/cohort_table.log",
+    conda:
+        "../envs/statistics.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        # Demographics come from the sheet as parameters: editing an age or a group reruns
+        # this table and what follows it, never a subject's images.
+        sheet=SUBJECTS[["group", "age", "sex"]].to_dict(orient="index"),
+    script:
+        "../scripts/cohort_table.py"

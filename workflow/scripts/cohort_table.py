@@ -1,0 +1,14 @@
+import pandas as pd
+
+from msprofile.cohort import cohort_job
+from msprofile.workflow import logged
+
+with logged(snakemake.log[0], "cohort table"):
+    cohort_job(
+        pd.DataFrame.from_dict(snakemake.params.sheet, orient="index"),
+        snakemake.input.metrics,
+        snakemake.input.qc,
+        snakemake.input.lesions,
+        snakemake.output.cohort,
+        snakemake.output.lesions,
+    )
