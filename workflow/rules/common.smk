@@ -35,6 +35,9 @@ def _load_subjects():
 SUBJECTS = _load_subjects()
 
 MODEL_DIR = config["segmentation"]["model"]
+# An existing cohort table replaces the subjects as the input of the statistics.
+COHORT_TABLE = config["cohort_table"]
+COHORT_INPUT = COHORT_TABLE or f"{RESULTS}/cohort/cohort.parquet"
 
 
 def _gpu_present():
@@ -133,3 +136,19 @@ def training_settings():
         for k, v in config["training"].items()
         if k not in ("name", "subjects", "cross_validate")
     }
+
+
+def final_outputs():
+    """What `snakemake` makes by default: the whole per-subject and cohort chain, or only the
+    statistics of an existing cohort table."""
+    statistics = expand(f"{STATS_DIR}/{{name}}.tsv", name=STATS_TABLES)
+    if COHORT_TABLE:
+        return statistics
+    return [
+        *preprocess_outputs(),
+        *segment_outputs(),
+        *lesion_outputs(),
+        *evaluation_outputs(),
+        *rules.cohort_table.output,
+        *statistics,
+    ]
