@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SAMPLE_IDS, SampleSubject, dice, require_flair_sample, run_snakemake
+from conftest import REPO, SAMPLE_IDS, SHARED_DATA, SampleSubject, dice, require_flair_sample, run_snakemake
 from msprofile.demo import DEMO_SUBJECTS
 
 pytestmark = pytest.mark.slow
@@ -161,3 +161,26 @@ def test_required_gpu_that_is_absent_fails_clearly(tmp_path):
     failed = run_snakemake(project, "--cores", "2", "results/subjects/104252/segmentation.nii.gz", check=False)
     assert failed.returncode != 0
     assert "no CUDA provider" in (project / "results" / "logs" / "segment" / "104252.log").read_text()
+
+
+def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
+    table = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
+    if not table.is_file():
+        pytest.skip(f"reference cohort table not found at {table}")
+    project = _project(tmp_path)
+    run_snakemake(project, "--cores", "2", "--config", f"cohort_table={table}")
+    stats_dir = project / "results" / "stats"
+    assert sorted(p.name for p in stats_dir.iterdir()) == ["correlations.tsv", "descriptives.tsv", "regressions.tsv", "tests.tsv"]
+    assert not (project / "results" / "subjects").exists(), "no subject should be processed"
+    descriptives = pd.read_csv(stats_dir / "descriptives.tsv", sep="\t")
+    pooled = descriptives[(descriptives["group"] == "all") & (descriptives["sex"] == "all") & (descriptives["age_group"] == "all")]
+    n_by_variable = dict(zip(pooled["variable"], pooled["n"]))
+    assert n_by_variable["TotalVentricleArea"] == 1380, "every subject counts"
+    assert n_by_variable["age_years"] == 1371, "nine subjects have no age"
+    by_group = descriptives[(descriptives["variable"] == "TotalVentricleArea") & (descriptives["sex"] == "all")
+                            & (descriptives["age_group"] == "all")].set_index("group")["n"]
+    assert by_group["HC"] == 999 and by_group["MS"] == 381
+    tests_table = pd.read_csv(stats_dir / "tests.tsv", sep="\t")
+    hc_vs_ms = tests_table[tests_table["analysis"] == "hc_vs_ms"]
+    assert len(hc_vs_ms) and set(zip(hc_vs_ms["n1"], hc_vs_ms["n2"])) == {(381, 999)}
+    assert hc_vs_ms["p_adjusted"].notna().all()
