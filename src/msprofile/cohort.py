@@ -68,13 +68,20 @@ def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def concat_lesion_tables(paths) -> pd.DataFrame:
-    """Every subject's ``lesions.parquet`` in one table (subjects without lesions add no row)."""
-    tables = [pd.read_parquet(p) for p in paths]
-    non_empty = [t for t in tables if len(t)]
+    """Every subject's ``lesions.parquet`` in one table (subjects without lesions add no row).
+
+    Read and stacked as Arrow tables, which costs a fraction of going through pandas per
+    file (1,381 files in a cohort).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(p) for p in paths]
+    # An empty table's columns may be untyped; leave those out of the type promotion.
+    non_empty = [t for t in tables if t.num_rows]
     if non_empty:
-        return pd.concat(non_empty, ignore_index=True)
-    # No lesion anywhere: keep the columns of a subject's (empty) table.
-    return tables[0] if tables else pd.DataFrame()
+        return pa.concat_tables(non_empty, promote_options="default").to_pandas()
+    return tables[0].to_pandas() if tables else pd.DataFrame()
 
 
 def cohort_job(sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohort_path, lesions_path) -> None:

@@ -1,0 +1,93 @@
+"""Cohort stage speed: statistics (and figures) on the real 1,380-subject reference table, and
+rebuilding the cohort table of 1,381 subjects after one subject changed.
+
+Prints one ``name value unit`` line per figure, medians and minimums over ``--repeats``
+fresh runs in this process (one warm-up first). The cohort rebuild is what the
+``cohort_table`` rule does: read every subject's small ``metrics.json``,
+``preprocess_qc.json`` and ``lesions.parquet`` and write the two Parquet tables; the
+per-subject files are made up here (realistic keys and sizes), since no image is involved.
+
+Target (issue 4): statistics + figures at most 7 s on this machine, half of the reference
+script's 14 s (which wrote six PNGs and printed most results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / ".." / "shared" / "data" / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
+
+
+def timed(function, repeats: int) -> list[float]:
+    function()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, list[Path], list[Path], list[Path]]:
+    rng = np.random.default_rng(0)
+    rows, metrics_paths, qc_paths, lesion_paths = [], [], [], []
+    keys = ["intracranial_area_mm2", "ventricle_area_mm2", "lesion_area_mm2", "pewmh_area_mm2", "pawmh_area_mm2",
+            "jcwmh_area_mm2", "intracranial_volume_ml", "lesion_volume_ml", "n_lesions_3d", "n_slices"]
+    for i in range(n_subjects):
+        subject_id = f"sub{i:05d}"
+        metrics = {"subject_id": subject_id, **{k: float(rng.uniform(1, 1000)) for k in keys},
+                   "intracranial_area_mm2_reference_window": None, "segmentation_model": "m",
+                   "segmentation_model_sha256": "0" * 64}
+        qc = {"intracranial_volume_ml": 1400.0, "brain_z_extent_mm": 120.0, "qc_pass": True, "flags": [],
+              "msprofile_version": "0.1.0"}
+        paths = [folder / f"{subject_id}_{name}" for name in ("metrics.json", "qc.json", "lesions.parquet")]
+        paths[0].write_text(json.dumps(metrics))
+        paths[1].write_text(json.dumps(qc))
+        n = int(rng.integers(0, 30))
+        pd.DataFrame({"subject_id": [subject_id] * n, "kind": ["2d"] * n, "area_mm2": rng.uniform(1, 50, n)}).to_parquet(paths[2])
+        metrics_paths.append(paths[0])
+        qc_paths.append(paths[1])
+        lesion_paths.append(paths[2])
+        rows.append({"subject_id": subject_id, "group": "MS" if i % 3 else "HC", "age": 40.0, "sex": "F"})
+    return pd.DataFrame(rows).set_index("subject_id"), metrics_paths, qc_paths, lesion_paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from msprofile.cohort import cohort_job
+    from msprofile.stats import load_reference_table, run_statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if REFERENCE.is_file():
+            table = load_reference_table(REFERENCE)
+            for remove_outliers in (False, True):
+                seconds = timed(lambda: run_statistics(table, tmp / f"stats_{remove_outliers}",
+                                                       remove_outliers=remove_outliers), args.repeats)
+                label = "statistics_outliers_removed" if remove_outliers else "statistics"
+                print(f"{label}_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
+                print(f"{label}_seconds_1380_subjects_min {min(seconds):.2f} s")
+        else:
+            print(f"# reference table not found at {REFERENCE.resolve()}: statistics not timed")
+
+        sheet, metrics_paths, qc_paths, lesion_paths = fake_subject_files(tmp, 1381)
+        rebuild = lambda: cohort_job(sheet, metrics_paths, qc_paths, lesion_paths,  # noqa: E731
+                                     tmp / "cohort.parquet", tmp / "lesions.parquet")
+        seconds = timed(rebuild, args.repeats)
+        print(f"cohort_table_rebuild_seconds_1381_subjects_median {statistics.median(seconds):.2f} s")
+        print(f"cohort_table_rebuild_seconds_1381_subjects_min {min(seconds):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
