@@ -184,3 +184,8 @@ def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
     hc_vs_ms = tests_table[tests_table["analysis"] == "hc_vs_ms"]
     assert len(hc_vs_ms) and set(zip(hc_vs_ms["n1"], hc_vs_ms["n2"])) == {(381, 999)}
     assert hc_vs_ms["p_adjusted"].notna().all()
+    from msprofile.figures import figure_names
+
+    written = sorted(p.name for p in (project / "results" / "figures").iterdir())
+    assert written == sorted(f"{name}.{ext}" for name in figure_names() for ext in ("png", "pdf"))
+    assert all((project / "results" / "figures" / name).stat().st_size > 10_000 for name in written)

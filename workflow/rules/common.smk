@@ -141,7 +141,10 @@ def training_settings():
 def final_outputs():
     """What `snakemake` makes by default: the whole per-subject and cohort chain, or only the
     statistics of an existing cohort table."""
-    statistics = expand(f"{STATS_DIR}/{{name}}.tsv", name=STATS_TABLES)
+    statistics = [
+        *expand(f"{STATS_DIR}/{{name}}.tsv", name=STATS_TABLES),
+        *expand(f"{FIGURES_DIR}/{{name}}.{{ext}}", name=FIGURES, ext=("png", "pdf")),
+    ]
     if COHORT_TABLE:
         return statistics
     return [
