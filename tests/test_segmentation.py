@@ -96,10 +96,15 @@ def tiny_model_dir(tmp_path_factory):
     from msprofile.segmentation.model import build_attention_unet
     from msprofile.segmentation.model_io import save_model
 
+    from msprofile.segmentation.train import dice_ce_loss
+
     model = build_attention_unet(input_shape=(None, None, 1), base_filters=2)
     rng = np.random.default_rng(0)
     # Random biases too, so that the ONNX comparison below is not between two near-constant maps.
     model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(np.float32) for w in model.get_weights()])
+    # Compiled with the training loss, as train() leaves it: saving must not depend on it.
+    model.compile(optimizer=keras.optimizers.Adam(), loss=dice_ce_loss())
+    model.train_on_batch(rng.normal(size=(2, 32, 32, 1)).astype(np.float32), rng.integers(0, 3, (2, 32, 32)))
     folder = tmp_path_factory.mktemp("model")
     x = rng.normal(size=(2, 32, 32, 1)).astype(np.float32)
     card = save_model(model, folder, {"name": "tiny"}, check_input=x)

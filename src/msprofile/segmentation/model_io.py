@@ -44,16 +44,20 @@ def save_model(model, folder: str | os.PathLike, card: dict, *, check_input: np.
     """Write ``model`` as ``model.keras`` and ``model.onnx`` in ``folder`` and the card with
     both files' sha256 as ``model.json``, each atomically. Returns the card as written.
 
-    The Keras file leaves the optimizer state out (an uncompiled copy is saved): inference
-    needs none of it, and Adam's two moments would triple the file. The ONNX export is
-    checked against the Keras output on ``check_input`` (N, H, W, 1) before it is written.
+    The Keras file leaves the optimizer state and the training loss out (a fresh, uncompiled
+    copy of the network with the trained weights is saved): inference needs neither, Adam's
+    two moments would triple the file, and a custom loss could not be loaded in safe mode.
+    The ONNX export is checked against the Keras output on ``check_input`` (N, H, W, 1)
+    before it is written.
     """
-    import keras
-
+    from .model import build_attention_unet
     from .onnx_export import export_onnx
 
     folder = Path(folder)
-    inference_model = keras.models.clone_model(model)
+    inference_model = build_attention_unet(
+        input_shape=model.input_shape[1:], num_classes=model.output_shape[-1],
+        base_filters=model.get_layer("enc1_conv1").filters, name=model.name,
+    )
     inference_model.set_weights(model.get_weights())
     with atomic_path(folder / KERAS_FILE, suffix=".keras") as tmp:
         inference_model.save(tmp)
