@@ -331,7 +331,19 @@ def descriptives(table: pd.DataFrame) -> pd.DataFrame:
         long[name] = pd.Categorical(long[name], categories=cats)
     by = ["variable", "group", "sex", "age_group"]
     grouped = long.groupby(by, observed=False, sort=True)["value"]
-    result = pd.DataFrame({
+    result = _summary(grouped).reset_index()
+    profile = _mean_of_age_groups(result, sex_levels)
+    result = pd.concat([result.astype({c: "string" for c in by}), profile], ignore_index=True)
+    order = {"variable": list(DESCRIPTIVE_VARIABLES), "group": levels["group"], "sex": sex_levels,
+             "age_group": [*age_levels, MEAN_OF_AGE_GROUPS]}
+    sort_keys = pd.DataFrame({c: pd.Categorical(result[c], categories=cats) for c, cats in order.items()})
+    result = result.iloc[np.lexsort([sort_keys[c].cat.codes for c in reversed(by)])].reset_index(drop=True)
+    return _finish(result, DESCRIPTIVES_COLUMNS, ints=("n",))
+
+
+def _summary(grouped) -> pd.DataFrame:
+    """The descriptive statistics of a grouped series (SD with ddof 1, linear quartiles)."""
+    return pd.DataFrame({
         "n": grouped.count(),
         "mean": grouped.mean(),
         "sd": grouped.std(ddof=1),
@@ -341,14 +353,6 @@ def descriptives(table: pd.DataFrame) -> pd.DataFrame:
         "min": grouped.min(),
         "max": grouped.max(),
     })
-    result = result.reset_index()
-    profile = _mean_of_age_groups(result, sex_levels)
-    result = pd.concat([result.astype({c: "string" for c in by}), profile], ignore_index=True)
-    order = {"variable": list(DESCRIPTIVE_VARIABLES), "group": levels["group"], "sex": sex_levels,
-             "age_group": [*age_levels, MEAN_OF_AGE_GROUPS]}
-    sort_keys = pd.DataFrame({c: pd.Categorical(result[c], categories=cats) for c, cats in order.items()})
-    result = result.iloc[np.lexsort([sort_keys[c].cat.codes for c in reversed(by)])].reset_index(drop=True)
-    return _finish(result, DESCRIPTIVES_COLUMNS, ints=("n",))
 
 
 def _mean_of_age_groups(result: pd.DataFrame, sex_levels) -> pd.DataFrame:
@@ -360,16 +364,7 @@ def _mean_of_age_groups(result: pd.DataFrame, sex_levels) -> pd.DataFrame:
     sel["group"] = pd.Categorical(sel["group"].astype(str), categories=list(PROFILE_GROUPS))
     sel["sex"] = pd.Categorical(sel["sex"].astype(str), categories=list(sex_levels))
     grouped = sel.groupby(["variable", "group", "sex"], observed=False, sort=True)["mean"]
-    out = pd.DataFrame({
-        "n": grouped.count(),
-        "mean": grouped.mean(),
-        "sd": grouped.std(ddof=1),
-        "median": grouped.median(),
-        "q25": grouped.quantile(0.25),
-        "q75": grouped.quantile(0.75),
-        "min": grouped.min(),
-        "max": grouped.max(),
-    }).reset_index()
+    out = _summary(grouped).reset_index()
     out["age_group"] = MEAN_OF_AGE_GROUPS
     return out.astype({c: "string" for c in ("variable", "group", "sex", "age_group")})
 
