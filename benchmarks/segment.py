@@ -1,0 +1,131 @@
+"""Segmentation speed and memory: forward pass per slice, per-job overhead, peak memory.
+
+Prints one ``name value unit`` line per figure, for the shipped model and for the reference
+width (base filters 64, 31.4 M parameters; random weights, exported the same way):
+
+* forward pass in ms per slice on the CPU with 2 threads and with 1 thread (a real 20-slice
+  subject of ../shared/data/flair_sample, batch 8 as the segment rule runs it), median and
+  minimum over repeats after a warm-up;
+* per-job overhead in s: a fresh Python process doing everything a segment job does but the
+  forward pass (interpreter start, imports, checksum, model load, reading the inputs),
+  median over repeats; for comparison, the same for ``import tensorflow`` alone;
+* peak resident memory in MB of a process running a whole segment job;
+* on a machine whose ONNX Runtime offers CUDA, the forward pass in ms per slice on the GPU.
+
+Targets (issue 3) on 2 cores: shipped model at most 2 s per 20-slice subject, per-job
+overhead at most 3 s. Reference figures on this machine (shared/notes): 0.39 s per slice on
+2 threads for the reference width in TensorFlow, ``import tensorflow`` about 3.0 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / ".." / "shared" / "data" / "flair_sample"
+SUBJECT = "104252"
+
+
+def python_seconds(code: str, repeats: int) -> list[float]:
+    """Wall seconds of fresh interpreters running ``code``."""
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def forward_ms_per_slice(model_dir: Path, batch: np.ndarray, device: str, threads: int, repeats: int) -> list[float]:
+    from msprofile.segmentation.model_io import load_network
+
+    network, _ = load_network(model_dir, device=device, threads=threads)
+    run = lambda: [network(batch[i : i + 8]) for i in range(0, len(batch), 8)]  # noqa: E731
+    run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000.0 / len(batch))
+    return times
+
+
+def reference_width_model(folder: Path, batch: np.ndarray) -> Path:
+    from msprofile.segmentation.model import build_attention_unet
+    from msprofile.segmentation.model_io import save_model
+
+    model = build_attention_unet(input_shape=(None, None, 1), base_filters=64)
+    save_model(model, folder, {"name": "reference-width-random"}, check_input=batch[:1])
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=REPO / "resources" / "models" / "msprofile-default")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if not (SAMPLE / SUBJECT / "flair.nii.gz").is_file():
+        raise SystemExit(f"real sample not found at {SAMPLE.resolve()}")
+
+    import nibabel as nib
+
+    from msprofile.preprocess import PreprocessSettings, preprocess_subject
+    from msprofile.segmentation.data import network_input
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        paths = {k: tmp / f"{k}.nii.gz" for k in ("brain_mask", "flair_preproc")}
+        preprocess_subject(SUBJECT, SAMPLE / SUBJECT / "flair.nii.gz", skull_stripped=False, settings=PreprocessSettings(),
+                           brain_mask_path=paths["brain_mask"], flair_preproc_path=paths["flair_preproc"],
+                           qc_json_path=tmp / "qc.json", qc_png_path=tmp / "qc.png")
+        batch = network_input(np.asarray(nib.load(paths["flair_preproc"]).dataobj, dtype=np.float32))
+        models = {"shipped": args.model, "reference_width": reference_width_model(tmp / "reference", batch)}
+
+        for label, model_dir in models.items():
+            for threads in (2, 1):
+                ms = forward_ms_per_slice(model_dir, batch, "cpu", threads, args.repeats)
+                print(f"{label}_forward_ms_per_slice_cpu_{threads}threads_median {statistics.median(ms):.1f} ms")
+                print(f"{label}_forward_ms_per_slice_cpu_{threads}threads_min {min(ms):.1f} ms")
+            ms = forward_ms_per_slice(model_dir, batch, "cpu", 2, args.repeats)
+            print(f"{label}_forward_seconds_per_20_slice_subject_cpu_2threads {statistics.median(ms) * 20 / 1000:.2f} s")
+            overhead = python_seconds(textwrap.dedent(f"""
+                import nibabel as nib
+                from msprofile.segmentation.jobs import model_grid_image, native_grid
+                from msprofile.segmentation.model_io import load_network
+                load_network({str(model_dir)!r}, device="cpu", threads=2)
+                model_grid_image({str(paths['flair_preproc'])!r}); native_grid({str(paths['brain_mask'])!r})
+            """), args.repeats)
+            print(f"{label}_per_job_overhead_median {statistics.median(overhead):.2f} s")
+            print(f"{label}_per_job_overhead_min {min(overhead):.2f} s")
+            peak = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+                import resource
+                from msprofile.segmentation.jobs import segment_subject
+                segment_subject("bench", {str(paths['flair_preproc'])!r}, {str(paths['brain_mask'])!r}, {str(model_dir)!r},
+                                {str(tmp / 'seg.nii.gz')!r}, device="cpu", threads=2)
+                print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            """)], check=True, capture_output=True, text=True).stdout.split()[-1]
+            print(f"{label}_segment_job_peak_memory {int(peak) / 1024:.0f} MB")
+            import onnxruntime
+
+            if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+                ms = forward_ms_per_slice(model_dir, batch, "gpu", 0, args.repeats)
+                print(f"{label}_forward_ms_per_slice_gpu_median {statistics.median(ms):.2f} ms")
+            card = json.loads((Path(model_dir) / "model.json").read_text())
+            print(f"{label}_onnx_file_size {card['files']['model.onnx']['size_bytes'] / 1e6:.1f} MB")
+
+    tensorflow = python_seconds("import tensorflow", args.repeats)
+    print(f"import_tensorflow_seconds_median {statistics.median(tensorflow):.2f} s")
+
+
+if __name__ == "__main__":
+    main()
