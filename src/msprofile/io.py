@@ -70,9 +70,25 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike, *,
 
 
 def save_json(obj, path: str | os.PathLike) -> None:
-    """Write ``obj`` as indented, key-sorted JSON, atomically (byte-identical for equal input)."""
+    """Write ``obj`` as indented, key-sorted, strict JSON, atomically (byte-identical for equal
+    input). NaN and infinities become ``null`` and NumPy scalars plain numbers, so callers can
+    pass measurements as they come."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _strict_json(value):
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
 
 
 class InputImageError(ValueError):

@@ -50,8 +50,7 @@ def lesion_metrics_subject(subject_id: str, segmentation_path, flair_path, brain
         lesion_table(profile.lesions2d, profile.lesions3d, subject_id).to_parquet(tmp, index=False)
     metrics = {
         "subject_id": subject_id,
-        **{key: (None if isinstance(value, float) and not np.isfinite(value) else value)
-           for key, value in profile.metrics.items()},
+        **profile.metrics,
         "segmentation_model": model_card.get("name"),
         "segmentation_model_sha256": model_card.get("files", {}).get("model.onnx", {}).get("sha256"),
     }

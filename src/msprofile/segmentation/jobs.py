@@ -27,7 +27,9 @@ def model_grid_image(flair_preproc_path) -> tuple[np.ndarray, Grid]:
 
 
 def native_grid(brain_mask_path) -> Grid:
-    return brain_and_grid(brain_mask_path)[1]
+    """The native grid, from the brain mask's header only."""
+    img = nib.load(brain_mask_path)
+    return Grid(tuple(img.shape[:3]), img.affine)
 
 
 def brain_and_grid(brain_mask_path) -> tuple[np.ndarray, Grid]:

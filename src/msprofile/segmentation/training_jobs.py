@@ -68,7 +68,7 @@ def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_
     reference, _ = load_manual_labels(held_out, wmh_path, ventricles_path, native)
     rows = evaluate_subject(held_out, reference, predicted, native.voxel_size_mm)
     result = {"subject_id": held_out, "epochs": len(losses), "final_loss": losses[-1], "rows": rows}
-    save_json(_jsonable(result), out_path)
+    save_json(result, out_path)
     return result
 
 
@@ -112,19 +112,5 @@ def train_final_model(name: str, slices_path, fold_paths, model_dir, settings: T
         "software": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
     }
     os.makedirs(model_dir, exist_ok=True)
-    return save_model(model, model_dir, _jsonable(card), check_input=x[: settings.batch_size])
-
-
-def _jsonable(value):
-    """Replace NaN and numpy scalars so that the value is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not np.isfinite(value) else float(value)
-    return value
-
+    return save_model(model, model_dir, card, check_input=x[: settings.batch_size])
 
