@@ -305,6 +305,15 @@ def test_holm_by_hand():
     assert stats.holm(p) == pytest.approx(holm_by_hand(p))
     out = stats.holm([0.01, np.nan, 0.02])
     assert np.isnan(out[1]) and out[[0, 2]] == pytest.approx([0.02, 0.02])
+    assert stats.holm([]).shape == (0,) and np.isnan(stats.holm([np.nan])).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40))
+def test_holm_matches_statsmodels(p_values):
+    from statsmodels.stats.multitest import multipletests
+
+    np.testing.assert_allclose(stats.holm(p_values), multipletests(p_values, method="holm")[1], rtol=1e-12, atol=0)
 
 
 def test_chi_square_by_hand():
@@ -525,6 +534,20 @@ def test_outlier_flags_against_brute_force():
     n_flags = flags.sum(axis=1)
     assert sorted(removed.subject_id) == sorted(derived.subject_id[n_flags >= 3])
     assert len(kept) + len(removed) == len(table)
+
+
+def test_outliers_when_no_subject_has_an_age_group(tmp_path):
+    table = random_cohort(60, seed=3)
+    table["age_years"] = np.nan
+    flags = stats.outlier_flags(table)
+    assert flags.shape == (60, len(stats.OUTLIER_VARIABLES)) and not flags.to_numpy().any()
+    kept, removed = stats.outliers(table)
+    assert len(kept) == 60 and removed.empty and tuple(removed.columns) == stats.OUTLIERS_COLUMNS
+    results = stats.run_statistics(table, tmp_path, remove_outliers=True)
+    assert (tmp_path / "outliers_removed.tsv").is_file() and results["outliers_removed"].empty
+    pooled = results["descriptives"].query("variable == 'TotalVentricleArea' and group == 'all' "
+                                           "and sex == 'all' and age_group == 'all'")
+    assert pooled["n"].tolist() == [60]
 
 
 # ----------------------------------------------------------------------------------------------
