@@ -40,16 +40,11 @@ Speed (the reference spent 14 s on its figures, over half of it writing six 300-
 moderate figure sizes; the layout is fixed in inches (no constrained layout, whose solver
 cost as much as drawing) and titles sit at a fixed height (``axes.titley``); no per-point
 Python loops; the PNG is written from the Agg buffer as RGB with zlib level 1
-(:data:`PNG_COMPRESS_LEVEL`); :func:`all_figures` computes the statistics once and pauses
-garbage collection of the pre-existing heap (:func:`_frozen_heap`) because statsmodels'
-Holm adjustment forces a full collection on every call.
+(:data:`PNG_COMPRESS_LEVEL`); :func:`all_figures` computes the statistics once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gc
 import math
 import os
 import textwrap
@@ -155,16 +150,6 @@ def _prepare(table: pd.DataFrame, lesion_free_shares: str) -> pd.DataFrame:
     d = d.sort_values("subject_id", kind="stable").reset_index(drop=True)
     d.attrs["notes"] = notes
     return d
-
-
-def _figure_function(function):
-    """Decorator of the public figure functions: garbage collection of the pre-existing heap
-    paused while they run (see :func:`_frozen_heap`)."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        with _frozen_heap():
-            return function(*args, **kwargs)
-    return wrapper
 
 
 def _new_figure(name: str) -> Figure:
@@ -282,7 +267,6 @@ def _light_grid(ax, axis: str = "y") -> None:
 # ---------------------------------------------------------------------------------------------
 # 1. Demographics
 
-@_figure_function
 def demographics(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                  note: str | None = None) -> dict:
     """Sex pie charts (all / HC / MS; each wedge with n and percentage) and age histograms by
@@ -440,7 +424,6 @@ _BURDEN_DOC = """by age group: rows HC and MS, columns {area} (mm²) and {ratio}
     order, sex ``all`` for the pooled tick), ``n_without_age_group``."""
 
 
-@_figure_function
 def ventricular_burden(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                        note: str | None = None, descriptives: pd.DataFrame | None = None) -> dict:
     with matplotlib.rc_context(STYLE):
@@ -449,7 +432,6 @@ def ventricular_burden(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_s
                               "Ventricular burden by age group and sex", note, png_path, pdf_path, descriptives)
 
 
-@_figure_function
 def lesion_burden(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                   note: str | None = None, descriptives: pd.DataFrame | None = None) -> dict:
     with matplotlib.rc_context(STYLE):
@@ -468,7 +450,6 @@ lesion_burden.__doc__ = ("Total lesion burden " + _BURDEN_DOC.replace("{area}", 
 # ---------------------------------------------------------------------------------------------
 # 4. MS lesion-class profile
 
-@_figure_function
 def ms_lesion_profile(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                       note: str | None = None, descriptives: pd.DataFrame | None = None) -> dict:
     """MS lesion-class profile by age group: rows all / female / male; left the mean class
@@ -550,7 +531,6 @@ def ms_lesion_profile(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_sh
 # ---------------------------------------------------------------------------------------------
 # 5. Burden versus age
 
-@_figure_function
 def burden_vs_age(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                   note: str | None = None, regressions: pd.DataFrame | None = None) -> dict:
     """VentricleRatio (linear y axis) and WMHRatio (log y axis) against age, one colour per
@@ -629,7 +609,6 @@ def burden_vs_age(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares
 # ---------------------------------------------------------------------------------------------
 # 6. Correlation heatmaps
 
-@_figure_function
 def correlation_heatmaps(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                          note: str | None = None, correlations: pd.DataFrame | None = None) -> dict:
     """Spearman correlation matrices per group (:func:`msprofile.stats.correlations`: complete
@@ -702,7 +681,6 @@ def correlation_heatmaps(table: pd.DataFrame, png_path, pdf_path, *, lesion_free
 OUTLIER_ROW_LABEL_LIMIT = 70
 
 
-@_figure_function
 def outlier_overview(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
                      note: str | None = None, iqr_factor: float = 2.0, z_threshold: float = 3.5,
                      min_stratum: int = 5, min_flags: int = 3, mad_zero: str = "no_flag") -> dict:
@@ -841,41 +819,7 @@ def all_figures(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_
     written (a placeholder saying so would only add a file); a stale ``outlier_overview`` file
     from an earlier run with removal is left alone.
     """
-    with _frozen_heap():
-        return _all_figures(table, Path(out_dir), lesion_free_shares, remove_outliers)
-
-
-_FROZEN_DEPTH = 0
-
-
-@contextlib.contextmanager
-def _frozen_heap():
-    """Keep the objects alive on entry out of garbage collections until exit (``gc.freeze``).
-
-    statsmodels' Holm adjustment (``multipletests``, used by ``stats.correlations``) calls
-    ``gc.collect()`` on every call: a full collection walks every object of a process that has
-    matplotlib and pandas loaded (about 0.1 s each time). Frozen, it only walks what was
-    allocated since. Nothing is leaked: ``gc.unfreeze`` hands the objects back on exit. Nested
-    uses freeze once; a caller that froze the heap itself is left alone."""
-    global _FROZEN_DEPTH
-    if _FROZEN_DEPTH or gc.get_freeze_count():  # get_freeze_count walks the frozen objects: once
-        _FROZEN_DEPTH += 1
-        try:
-            yield
-        finally:
-            _FROZEN_DEPTH -= 1
-        return
-    gc.freeze()
-    _FROZEN_DEPTH = 1
-    try:
-        yield
-    finally:
-        _FROZEN_DEPTH = 0
-        gc.unfreeze()
-
-
-def _all_figures(table: pd.DataFrame, out_dir: Path, lesion_free_shares: str, remove_outliers: bool
-                 ) -> dict[str, tuple[Path, Path]]:
+    out_dir = Path(out_dir)
     d = _prepare(table, lesion_free_shares)
     data, note = d, None
     if remove_outliers:
