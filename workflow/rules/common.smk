@@ -142,8 +142,10 @@ def final_outputs():
     """What `snakemake` makes by default: the whole per-subject and cohort chain, or only the
     statistics of an existing cohort table."""
     statistics = [
-        *expand(f"{STATS_DIR}/{{name}}.tsv", name=STATS_TABLES),
-        *expand(f"{FIGURES_DIR}/{{name}}.{{ext}}", name=FIGURES, ext=("png", "pdf")),
+        path
+        for variant in STATS_VARIANTS
+        for rule_name in (f"statistics{variant}", f"figures{variant}")
+        for path in getattr(rules, rule_name).output
     ]
     if COHORT_TABLE:
         return statistics
