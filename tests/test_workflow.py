@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -31,12 +32,17 @@ def _project(tmp_path: Path, sheet_text: str | None = None, config_changes: dict
     if sheet_text is not None:
         (tmp_path / "config" / "subjects.tsv").write_text(sheet_text)
     if config_changes:
-        config_path = tmp_path / "config" / "config.yaml"
-        config = yaml.safe_load(config_path.read_text())
-        for section, values in config_changes.items():
-            config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-        config_path.write_text(yaml.safe_dump(config))
+        change_config(tmp_path, config_changes)
     return tmp_path
+
+
+def change_config(project: Path, changes: dict) -> None:
+    """Merge ``changes`` into the sections of the project's ``config/config.yaml``."""
+    config_path = project / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    for section, values in changes.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    config_path.write_text(yaml.safe_dump(config))
 
 
 def test_lint_is_clean():
@@ -85,6 +91,24 @@ def test_demo_is_segmented_and_evaluated(demo_run):
     assert list(summary["class_name"]) == ["ventricles", "lesions"]
     assert (summary["n_subjects"] == len(DEMO_SUBJECTS)).all()
     assert (demo_run / "results" / "evaluation" / "segmentation_dice.pdf").stat().st_size > 0
+
+
+def test_demo_report_holds_every_figure_and_table(demo_run):
+    """`snakemake --report` embeds each result file (base64 data URI): every QC image, the
+    segmentation accuracy table and figure, every statistics table and every cohort figure."""
+    from msprofile.figures import figure_names
+
+    result = run_snakemake(demo_run, "--report", "report.html")
+    assert "WARNING" not in result.stdout + result.stderr, "docutils warnings break report captions"
+    html = (demo_run / "report.html").read_text()
+    results = demo_run / "results"
+    expected = [results / "subjects" / s.subject_id / "preprocess_qc.png" for s in DEMO_SUBJECTS]
+    expected += [results / "evaluation" / "segmentation_summary.tsv", results / "evaluation" / "segmentation_dice.png"]
+    expected += [results / "stats" / f"{name}.tsv" for name in ("descriptives", "tests", "correlations", "regressions")]
+    expected += [results / "figures" / f"{name}.png" for name in figure_names()]
+    for path in expected:
+        assert f'"{path.relative_to(demo_run)}"' in html, f"{path.name} is not in the report"
+        assert base64.b64encode(path.read_bytes()).decode() in html, f"{path.name}: the report holds other content"
 
 
 def test_demo_rerun_has_nothing_to_do(demo_run):
@@ -167,10 +191,17 @@ def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
     table = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
     if not table.is_file():
         pytest.skip(f"reference cohort table not found at {table}")
-    project = _project(tmp_path)
+    project = _project(tmp_path, config_changes={"stats": {"remove_outliers": True}})
     run_snakemake(project, "--cores", "2", "--config", f"cohort_table={table}")
     stats_dir = project / "results" / "stats"
     assert sorted(p.name for p in stats_dir.iterdir()) == ["correlations.tsv", "descriptives.tsv", "regressions.tsv", "tests.tsv"]
+    removed_dir = project / "results" / "stats_outliers_removed"
+    assert sorted(p.name for p in removed_dir.iterdir()) == ["correlations.tsv", "descriptives.tsv",
+                                                             "outliers_removed.tsv", "regressions.tsv", "tests.tsv"]
+    removed = pd.read_csv(removed_dir / "outliers_removed.tsv", sep="\t", dtype={"subject_id": str})
+    kept = pd.read_csv(removed_dir / "descriptives.tsv", sep="\t")
+    kept_n = kept.query("variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'")
+    assert len(removed) > 0 and kept_n["n"].tolist() == [1380 - len(removed)], "removed + kept = everyone"
     assert not (project / "results" / "subjects").exists(), "no subject should be processed"
     descriptives = pd.read_csv(stats_dir / "descriptives.tsv", sep="\t")
     pooled = descriptives[(descriptives["group"] == "all") & (descriptives["sex"] == "all") & (descriptives["age_group"] == "all")]
@@ -186,6 +217,11 @@ def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
     assert hc_vs_ms["p_adjusted"].notna().all()
     from msprofile.figures import figure_names
 
-    written = sorted(p.name for p in (project / "results" / "figures").iterdir())
-    assert written == sorted(f"{name}.{ext}" for name in figure_names() for ext in ("png", "pdf"))
-    assert all((project / "results" / "figures" / name).stat().st_size > 10_000 for name in written)
+    for folder, remove_outliers in (("figures", False), ("figures_outliers_removed", True)):
+        written = sorted(p.name for p in (project / "results" / folder).iterdir())
+        assert written == sorted(f"{name}.{ext}" for name in figure_names(remove_outliers) for ext in ("png", "pdf"))
+        assert all((project / "results" / folder / name).stat().st_size > 10_000 for name in written)
+    # Switching outlier removal off again reruns nothing: the full-cohort variant stays as it is.
+    change_config(project, {"stats": {"remove_outliers": False}})
+    dry = run_snakemake(project, "--cores", "2", "--dry-run", "--config", f"cohort_table={table}")
+    assert "Nothing to be done" in dry.stdout + dry.stderr

@@ -41,7 +41,7 @@ for variant, remove_outliers in STATS_VARIANTS.items():
             **{
                 name: report(
                     f"{RESULTS}/stats{variant}/{name}.tsv",
-                    category=report_category("Statistics", remove_outliers),
+                    category=report_category("Statistical analyses", remove_outliers),
                     caption=f"../report/stats_{name}.rst",
                 )
                 for name in stats_tables(remove_outliers)
