@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
@@ -62,3 +64,49 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
+
+
+def planned_jobs(project: Path, *args: str) -> dict[str, int]:
+    """``{rule: number of jobs}`` that ``snakemake --dry-run`` would run in ``project``."""
+    result = run_snakemake(project, "--dry-run", "--quiet", "rules", *args)
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    counts = {}
+    for line in output[output.index("Job stats:"):].splitlines()[3:]:
+        fields = line.split()
+        if len(fields) != 2 or fields[0] == "total":
+            break
+        counts[fields[0]] = int(fields[1])
+    return counts
+
+
+def make_project(tmp_path: Path, sheet_text: str | None = None, config_changes: dict | None = None) -> Path:
+    """A user's project folder: the repository's config (with ``config_changes`` merged into
+    its sections), the shipped models, and the given sheet (default: the demo's)."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "resources").mkdir()
+    (tmp_path / "resources" / "models").symlink_to(REPO / "resources" / "models")
+    if sheet_text is not None:
+        (tmp_path / "config" / "subjects.tsv").write_text(sheet_text)
+    if config_changes:
+        change_config(tmp_path, config_changes)
+    return tmp_path
+
+
+def change_config(project: Path, changes: dict) -> None:
+    """Merge ``changes`` into the sections of the project's ``config/config.yaml``."""
+    config_path = project / "config" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    for section, values in changes.items():
+        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
+    config_path.write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """A finished local run of the demo cohort (the README's main command), shared by the
+    tests that read its outputs and must not change them."""
+    project = make_project(tmp_path_factory.mktemp("demo"))
+    run_snakemake(project, "--cores", "2")
+    return project

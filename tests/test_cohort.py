@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from msprofile.cohort import build_cohort_table, concat_lesion_tables
 from msprofile.lesions import REFERENCE_COLUMNS

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,36 +12,14 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO, SAMPLE_IDS, SHARED_DATA, SampleSubject, dice, require_flair_sample, run_snakemake
+from conftest import (REPO, SAMPLE_IDS, SHARED_DATA, SampleSubject, change_config, dice, make_project,
+                      require_flair_sample, run_snakemake)
 from msprofile.demo import DEMO_SUBJECTS
 
 pytestmark = pytest.mark.slow
 
 PREPROCESS_FILES = ("brain_mask.nii.gz", "flair_preproc.nii.gz", "preprocess_qc.json", "preprocess_qc.png")
-
-
-def _project(tmp_path: Path, sheet_text: str | None = None, config_changes: dict | None = None) -> Path:
-    """A user's project folder: the repository's config (with ``config_changes`` merged into
-    its sections), the shipped models, and the given sheet (default: the demo's)."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    (tmp_path / "resources").mkdir()
-    (tmp_path / "resources" / "models").symlink_to(REPO / "resources" / "models")
-    if sheet_text is not None:
-        (tmp_path / "config" / "subjects.tsv").write_text(sheet_text)
-    if config_changes:
-        change_config(tmp_path, config_changes)
-    return tmp_path
-
-
-def change_config(project: Path, changes: dict) -> None:
-    """Merge ``changes`` into the sections of the project's ``config/config.yaml``."""
-    config_path = project / "config" / "config.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    for section, values in changes.items():
-        config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values
-    config_path.write_text(yaml.safe_dump(config))
 
 
 def test_lint_is_clean():
@@ -55,13 +32,6 @@ def test_snakefiles_are_formatted():
     files = [REPO / "workflow" / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
     result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *map(str, files)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    project = _project(tmp_path_factory.mktemp("demo"))
-    run_snakemake(project, "--cores", "2")
-    return project
 
 
 def test_demo_cohort_is_preprocessed(demo_run):
@@ -120,7 +90,7 @@ def test_real_sample_through_the_workflow(tmp_path):
     sample = require_flair_sample()
     rows = ["subject_id\tflair\tgroup\tage\tsex"]
     rows += [f"{sid}\t{sample / sid / 'flair.nii.gz'}\tMS\t40\tF" for sid in SAMPLE_IDS]
-    project = _project(tmp_path, "\n".join(rows) + "\n")
+    project = make_project(tmp_path, "\n".join(rows) + "\n")
     run_snakemake(project, "--cores", "2")
     for sid in SAMPLE_IDS:
         folder = project / "results" / "subjects" / sid
@@ -135,7 +105,7 @@ def test_real_sample_through_the_workflow(tmp_path):
 
 
 def test_bad_sheet_stops_before_any_job(tmp_path):
-    project = _project(tmp_path, "subject_id\tflair\tgroup\tage\tsex\ns1\tmissing.nii.gz\tMS\tabc\tX\n")
+    project = make_project(tmp_path, "subject_id\tflair\tgroup\tage\tsex\ns1\tmissing.nii.gz\tMS\tabc\tX\n")
     result = run_snakemake(project, "--cores", "1", check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -149,7 +119,7 @@ def _one_real_subject_project(tmp_path: Path, config_changes: dict | None = None
     sample = require_flair_sample()
     sid = "104252"
     sheet = f"subject_id\tflair\tgroup\tage\tsex\n{sid}\t{sample / sid / 'flair.nii.gz'}\tMS\t44\tM\n"
-    return _project(tmp_path, sheet, config_changes)
+    return make_project(tmp_path, sheet, config_changes)
 
 
 def test_segment_rule_on_a_real_subject(tmp_path):
@@ -191,7 +161,7 @@ def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
     table = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
     if not table.is_file():
         pytest.skip(f"reference cohort table not found at {table}")
-    project = _project(tmp_path, config_changes={"stats": {"remove_outliers": True}})
+    project = make_project(tmp_path, config_changes={"stats": {"remove_outliers": True}})
     run_snakemake(project, "--cores", "2", "--config", f"cohort_table={table}")
     stats_dir = project / "results" / "stats"
     assert sorted(p.name for p in stats_dir.iterdir()) == ["correlations.tsv", "descriptives.tsv", "regressions.tsv", "tests.tsv"]

@@ -19,7 +19,7 @@ rule segment:
     resources:
         gpu=SEGMENT_GPUS,
         mem_mb=4000,
-        runtime=20,
+        runtime=5,
     params:
         device=config["segmentation"]["device"],
         batch_size=config["segmentation"]["batch_size"],

@@ -1,0 +1,123 @@
+"""Incremental reruns and the GPU limit, on a small finished project run like a user's.
+
+The project lists five subjects whose FLAIRs are copies of demo phantoms in its own data/
+folder. It is run once with ``--cores 4 --resources gpu=1`` and every segment job tagged
+for the GPU; each test then changes one thing, asks Snakemake what it would run
+(``--dry-run``) and puts the project back as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import REPO, change_config, make_project, planned_jobs, run_snakemake
+from msprofile.demo import DEMO_SUBJECTS
+
+pytestmark = pytest.mark.slow
+
+SUBJECTS = [s.subject_id for s in DEMO_SUBJECTS[:6]]
+HEADER = "subject_id\tflair\tgroup\tage\tsex\n"
+AGGREGATES = {"cohort_table": 1, "statistics": 1, "figures": 1, "all": 1}
+
+
+def sheet_row(subject_id: str, group: str = "MS", age: int = 40) -> str:
+    return f"{subject_id}\t../data/{subject_id}.nii.gz\t{group}\t{age}\tF\n"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, demo_run) -> Path:
+    folder = make_project(tmp_path_factory.mktemp("reruns"))
+    (folder / "data").mkdir()
+    for subject_id in SUBJECTS:
+        shutil.copy(demo_run / "resources" / "demo" / subject_id / "flair.nii.gz", folder / "data" / f"{subject_id}.nii.gz")
+    # Five subjects in the sheet; the sixth FLAIR waits in data/ to be added by a test.
+    rows = [sheet_row(s, "MS" if k % 2 else "HC", 30 + 5 * k) for k, s in enumerate(SUBJECTS[:5])]
+    (folder / "config" / "subjects.tsv").write_text(HEADER + "".join(rows))
+    run_snakemake(folder, "--cores", "4", "--resources", "gpu=1", "--set-resources", "segment:gpu=1")
+    return folder
+
+
+@pytest.fixture
+def restored(project):
+    """The project, checked up to date before the test and made so again after it."""
+    sheet = project / "config" / "subjects.tsv"
+    config = project / "config" / "config.yaml"
+    saved = {path: path.read_bytes() for path in [sheet, config, *sorted((project / "data").iterdir())]}
+    assert planned_jobs(project) == {}, "the project must start up to date"
+    yield project
+    for path, content in saved.items():
+        if path.read_bytes() != content:
+            path.write_bytes(content)
+    # Restored inputs are newer than the outputs made from the same content: mark them current.
+    run_snakemake(project, "--cores", "1", "--touch")
+    assert planned_jobs(project) == {}
+
+
+def _job_intervals(project: Path, rule: str) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every job of ``rule``, from the times its log records (msprofile.workflow.logged)."""
+    stamp = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO .*: (started|done in)")
+    intervals = []
+    for log in sorted((project / "results" / "logs" / rule).glob("*.log")):
+        times = {m.group(2): datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+                 for m in map(stamp.match, log.read_text().splitlines()) if m}
+        intervals.append((times["started"], times["done in"]))
+    return intervals
+
+
+def test_gpu_jobs_never_overlap(project):
+    segments = sorted(_job_intervals(project, "segment"))
+    assert len(segments) == 5
+    for (_, end), (next_start, _) in zip(segments, segments[1:]):
+        assert end <= next_start, "two segment jobs held the one GPU at the same time"
+    # The run was parallel all the same: CPU jobs ran while a segment job did.
+    others = _job_intervals(project, "preprocess") + _job_intervals(project, "lesion_metrics")
+    assert any(start < s_end and s_start < end for start, end in others for s_start, s_end in segments)
+
+
+def test_changed_flair_reruns_that_subject_and_the_aggregates(restored):
+    path = restored / "data" / f"{SUBJECTS[1]}.nii.gz"
+    image = nib.load(path)
+    data = np.asarray(image.dataobj).copy()
+    data[data.shape[0] // 2, data.shape[1] // 2, :] += 1
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), path)
+    assert planned_jobs(restored) == {"preprocess": 1, "segment": 1, "lesion_metrics": 1, **AGGREGATES}
+    output = run_snakemake(restored, "--dry-run").stdout
+    assert re.findall(r"wildcards: subject=(\S+)", output) == [SUBJECTS[1]] * 3
+
+
+@pytest.mark.parametrize("column,new_value", [("age", "77"), ("group", "HC")])
+def test_changed_demographics_rerun_only_the_aggregates(restored, column, new_value):
+    sheet = restored / "config" / "subjects.tsv"
+    lines = sheet.read_text().splitlines(keepends=True)
+    fields = lines[2].rstrip("\n").split("\t")
+    fields[HEADER.rstrip("\n").split("\t").index(column)] = new_value
+    lines[2] = "\t".join(fields) + "\n"
+    sheet.write_text("".join(lines))
+    assert planned_jobs(restored) == {**AGGREGATES}
+
+
+def test_new_subject_runs_its_own_chain_and_the_aggregates(restored):
+    sheet = restored / "config" / "subjects.tsv"
+    sheet.write_text(sheet.read_text() + sheet_row(SUBJECTS[5]))
+    assert planned_jobs(restored) == {"preprocess": 1, "segment": 1, "lesion_metrics": 1, **AGGREGATES}
+
+
+def test_new_model_reruns_segmentation_and_what_follows(restored):
+    shutil.copytree(REPO / "resources" / "models" / "msprofile-default", restored / "data" / "new-model")
+    change_config(restored, {"segmentation": {"model": "data/new-model"}})
+    try:
+        assert planned_jobs(restored) == {"segment": 5, "lesion_metrics": 5, **AGGREGATES}
+    finally:
+        shutil.rmtree(restored / "data" / "new-model")
+
+
+def test_changed_statistics_option_reruns_only_statistics_and_figures(restored):
+    change_config(restored, {"stats": {"lesion_free_shares": "zero"}})
+    assert planned_jobs(restored) == {"statistics": 1, "figures": 1, "all": 1}
