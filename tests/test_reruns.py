@@ -16,6 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import yaml
 
 from conftest import REPO, change_config, make_project, planned_jobs, run_snakemake
 from msprofile.demo import DEMO_SUBJECTS
@@ -121,3 +122,14 @@ def test_new_model_reruns_segmentation_and_what_follows(restored):
 def test_changed_statistics_option_reruns_only_statistics_and_figures(restored):
     change_config(restored, {"stats": {"lesion_free_shares": "zero"}})
     assert planned_jobs(restored) == {"statistics": 1, "figures": 1, "all": 1}
+
+
+def test_reordered_config_keys_rerun_nothing(restored):
+    def reversed_keys(value):
+        if isinstance(value, dict):
+            return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+        return value
+
+    config = restored / "config" / "config.yaml"
+    config.write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(config.read_text())), sort_keys=False))
+    assert planned_jobs(restored) == {}

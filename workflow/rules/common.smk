@@ -10,6 +10,22 @@ from msprofile.sheet import SheetError, load_subject_sheet
 
 validate(config, schema="../schemas/config.schema.yaml")
 
+
+def _sorted_keys(value):
+    """``value`` with every mapping's keys in sorted order."""
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
+# Snakemake compares a job's params with the last run's by their text: reordering keys in a
+# config file (or filling in defaults) must not look like a change and rerun every subject.
+_config_sorted = _sorted_keys(config)
+config.clear()
+config.update(_config_sorted)
+
 RESULTS = config["results"]
 SUBJECT_DIR = f"{RESULTS}/subjects/{{subject}}"
 LOG_DIR = f"{RESULTS}/logs"
