@@ -31,6 +31,14 @@ def _nifti(path: Path, data, affine=None) -> None:
     nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4) if affine is None else affine), path)
 
 
+def _singular_affine_nifti(path: Path, data) -> None:
+    """A NIfTI whose sform has a zero slice axis (nibabel refuses to build one from an affine)."""
+    image = nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4))
+    image.set_qform(None, code=0)
+    image.set_sform(np.diag([0.9, 0.9, 0.0, 1.0]), code=1)
+    nib.save(image, path)
+
+
 def _bad_images(folder: Path, good_flair: Path) -> dict[str, tuple[str, str]]:
     """Write the bad-image catalogue into ``folder``: ``{subject: (file name, words of the expected message)}``."""
     good = nib.load(good_flair)
@@ -46,7 +54,7 @@ def _bad_images(folder: Path, good_flair: Path) -> dict[str, tuple[str, str]]:
                                                                        good.affine)),
         "huge-voxels": ("implausible voxel size", lambda p: _nifti(p, data, np.diag([90.0, 90.0, 90.0, 1.0]))),
         "absurd-dims": ("implausible dimensions", lambda p: _nifti(p, np.ones((4096, 16, 2)))),
-        "flat-affine": ("degenerate affine", lambda p: _nifti(p, data, np.diag([0.9, 0.9, 0.0, 1.0]))),
+        "flat-affine": ("degenerate affine", lambda p: _singular_affine_nifti(p, data)),
     }
     out = {}
     for subject_id, (words, write) in catalogue.items():
@@ -187,8 +195,8 @@ def test_bad_masks_are_named_and_left_out_of_the_evaluation(tmp_path, demo_run):
             assert "_wmh.nii.gz" in line or "_vent.nii.gz" in line
             assert words in line, line
     # With on_error: stop the first bad mask stops the evaluation, with the same message.
-    failed = run_snakemake(project, "--cores", "2", "--forcerun", "evaluate_segmentation", "--config", "on_error=stop",
-                           "results/evaluation/segmentation_per_subject.tsv", check=False)
+    failed = run_snakemake(project, "results/evaluation/segmentation_per_subject.tsv", "--cores", "2", "--forcerun",
+                           "evaluate_segmentation", "--config", "on_error=stop", check=False)
     assert failed.returncode != 0 and "does not match the FLAIR's" in failed.stdout + failed.stderr
 
 
