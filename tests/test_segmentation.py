@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -86,9 +88,17 @@ def test_short_training_on_real_slices_lowers_the_loss(real_slices):
 
     x, y = real_slices
     settings = TrainingSettings(base_filters=8, epochs=8, steps_per_epoch=4, batch_size=4, crop=64, learning_rate=3e-3, seed=1)
-    _, losses = train(x, y, settings)
+    model, losses = train(x, y, settings)
     assert len(losses) == 8
     assert np.mean(losses[-2:]) < 0.9 * losses[0]
+    # Determinism: the same seed on the same machine gives the same losses and weights (to
+    # float32 rounding, 1e-6 relative); another seed does not.
+    again, losses_again = train(x, y, settings)
+    np.testing.assert_allclose(losses_again, losses, rtol=1e-6)
+    for w, w_again in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(w_again, w, rtol=1e-6, atol=1e-7)
+    _, other = train(x, y, replace(settings, seed=2))
+    assert not np.allclose(other, losses, rtol=1e-3)
 
 
 @pytest.fixture(scope="module")

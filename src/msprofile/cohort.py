@@ -7,6 +7,7 @@ adding one subject to a 1,381-subject sheet costs one pass over small files.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -15,8 +16,12 @@ import pandas as pd
 from . import __version__
 from .io import atomic_path
 from .lesions import REFERENCE_COLUMNS
+from .workflow import is_placeholder, read_failure
+
+log = logging.getLogger(__name__)
 
 DEMOGRAPHIC_COLUMNS = ("subject_id", "group", "age_years", "sex")
+FAILURE_COLUMNS = ("subject_id", "group", "failed_step", "error")
 
 
 def subject_row(metrics: dict, qc: dict) -> dict:
@@ -39,26 +44,49 @@ def build_cohort_table(sheet: pd.DataFrame, metrics_paths, qc_paths) -> pd.DataF
     """The cohort table: ``sheet`` (indexed by subject_id, with ``group``, ``age`` in years and
     ``sex``) joined with each subject's metrics and QC, in sheet order.
 
-    ``metrics_paths`` and ``qc_paths`` are in the order of ``sheet``'s rows.
+    ``metrics_paths`` and ``qc_paths`` are in the order of ``sheet``'s rows. A subject whose
+    processing failed under ``on_error: record`` (its ``metrics.json`` is a placeholder) keeps
+    its row, with ``status`` ``failed``, the step that failed and the error from its
+    failure record, and no metrics; the others have ``status`` ``ok``. Counts are nullable
+    integers and ``qc_pass`` a nullable boolean, so that failed rows change no column type.
     """
     rows = []
     for subject_id, metrics_path, qc_path in zip(sheet.index, metrics_paths, qc_paths):
-        metrics = json.loads(Path(metrics_path).read_text())
-        qc = json.loads(Path(qc_path).read_text())
         demographics = {
             "subject_id": subject_id,
             "group": sheet.at[subject_id, "group"],
             "age_years": sheet.at[subject_id, "age"],
             "sex": sheet.at[subject_id, "sex"] or None,
         }
-        rows.append({**demographics, **subject_row(metrics, qc)})
+        if is_placeholder(metrics_path):
+            failure = read_failure(Path(metrics_path).parent) or {
+                "step": "unknown", "error": "no failure record; see the subject's logs"}
+            rows.append({**demographics, "status": "failed", "failed_step": failure["step"],
+                         "error": failure["error"]})
+            continue
+        metrics = json.loads(Path(metrics_path).read_text())
+        qc = json.loads(Path(qc_path).read_text())
+        rows.append({**demographics, "status": "ok", "failed_step": None, "error": None,
+                     **subject_row(metrics, qc)})
     table = pd.DataFrame(rows)
     table["age_years"] = table["age_years"].astype("float64")
-    for column in ("subject_id", "group", "sex", "qc_flags", "segmentation_model", "segmentation_model_sha256",
-                   "preprocess_version"):
-        table[column] = table[column].astype("string")
+    for column in ("subject_id", "group", "sex", "status", "failed_step", "error", "qc_flags", "segmentation_model",
+                   "segmentation_model_sha256", "preprocess_version"):
+        table[column] = table[column].astype("string") if column in table else pd.Series(
+            pd.NA, index=table.index, dtype="string")
+    for column in table.columns:
+        if column.startswith("n_"):
+            table[column] = table[column].astype("Int64")
+    if "qc_pass" in table:
+        table["qc_pass"] = table["qc_pass"].astype("boolean")
     table["msprofile_version"] = pd.Series([__version__] * len(table), dtype="string")
     return table
+
+
+def failures_table(cohort: pd.DataFrame) -> pd.DataFrame:
+    """The failed subjects of a cohort table: ``subject_id, group, failed_step, error``."""
+    failed = cohort[cohort["status"] == "failed"]
+    return failed[list(FAILURE_COLUMNS)].reset_index(drop=True)
 
 
 def write_parquet(table: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -84,7 +112,15 @@ def concat_lesion_tables(paths) -> pd.DataFrame:
     return tables[0].to_pandas() if tables else pd.DataFrame()
 
 
-def cohort_job(sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohort_path, lesions_path) -> None:
-    """Write ``cohort.parquet`` and ``lesions.parquet`` for the cohort."""
-    write_parquet(build_cohort_table(sheet, metrics_paths, qc_paths), cohort_path)
-    write_parquet(concat_lesion_tables(lesion_paths), lesions_path)
+def cohort_job(sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohort_path, lesions_path,
+               failures_path) -> None:
+    """Write ``cohort.parquet``, ``lesions.parquet`` and ``failures.tsv`` for the cohort."""
+    cohort = build_cohort_table(sheet, metrics_paths, qc_paths)
+    write_parquet(cohort, cohort_path)
+    write_parquet(concat_lesion_tables(p for p in lesion_paths if not is_placeholder(p)), lesions_path)
+    failures = failures_table(cohort)
+    with atomic_path(failures_path, suffix=".tsv") as tmp:
+        failures.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
+    if len(failures):
+        log.warning("%d of %d subjects failed and are listed in %s: %s", len(failures), len(cohort), failures_path,
+                    ", ".join(failures["subject_id"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -103,6 +104,9 @@ class InputImageError(ValueError):
 VOXEL_SIZE_RANGE_MM = (0.05, 20.0)
 MAX_VOXELS_PER_AXIS = 2048
 MIN_INPLANE_VOXELS = 16
+# 1024 x 1024 x 256: far above any FLAIR, and a bound on the memory one image can claim
+# before its data are read (a corrupt header can claim terabytes).
+MAX_VOXELS = 2**28
 
 
 def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +130,8 @@ def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) ->
         shape = shape[:3]
     if len(shape) != 3:
         raise InputImageError(subject_id, path, f"expected a 3-D image, got {len(img.shape)}-D with shape {img.shape}")
-    if any(n > MAX_VOXELS_PER_AXIS for n in shape) or sorted(shape)[1] < MIN_INPLANE_VOXELS:
+    if (any(n > MAX_VOXELS_PER_AXIS for n in shape) or sorted(shape)[1] < MIN_INPLANE_VOXELS
+            or math.prod(shape) > MAX_VOXELS):
         raise InputImageError(subject_id, path, f"implausible dimensions {shape}")
     affine = img.affine
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-6:

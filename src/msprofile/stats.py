@@ -171,7 +171,9 @@ def load_reference_table(path: str | os.PathLike) -> pd.DataFrame:
     with either those columns or this project's (``subject_id, group, age_years, sex`` and the
     area columns, as the workflow's cohort table). Mapping: PatientID -> ``subject_id``
     (string), PatientAge -> ``age_years``, PatientSex 0/1 -> ``F``/``M``, StudyGroup ->
-    ``group``. Other columns are kept. Raises ``ValueError`` naming the file and the missing
+    ``group``. Other columns are kept. Rows of the workflow's table with ``status`` ``failed``
+    (subjects whose processing failed under ``on_error: record``) are left out, and the log
+    names them. Raises ``ValueError`` naming the file and the missing
     columns (or the offending values) when the table does not fit, ``FileNotFoundError`` when
     there is no file.
     """
@@ -187,6 +189,14 @@ def load_reference_table(path: str | os.PathLike) -> pd.DataFrame:
     except Exception as exc:  # pandas and pyarrow raise many types for foreign files
         raise ValueError(f"{path}: not a readable cohort table ({exc})") from None
     raw.columns = [str(c).strip() for c in raw.columns]
+    if "status" in raw.columns:  # the workflow's cohort table: subjects that failed have no measures
+        failed = (raw["status"] == "failed").fillna(False).to_numpy(bool)
+        if failed.all():
+            raise ValueError(f"{path}: no subject was processed successfully (see failures.tsv beside it)")
+        if failed.any():
+            log.warning("%d of %d subjects failed processing and are left out of the statistics: %s",
+                        int(failed.sum()), len(raw), ", ".join(raw.loc[failed, "subject_id"].astype(str)))
+            raw = raw.loc[~failed].reset_index(drop=True)
     reference_needed = [*REFERENCE_INPUT_COLUMNS, *AREA_COLUMNS]
     if all(c in raw.columns for c in reference_needed):
         table = raw.rename(columns=REFERENCE_INPUT_COLUMNS)

@@ -6,6 +6,7 @@ rule cohort_table:
     output:
         cohort=f"{RESULTS}/cohort/cohort.parquet",
         lesions=f"{RESULTS}/cohort/lesions.parquet",
+        failures=f"{RESULTS}/cohort/failures.tsv",
     log:
         f"{LOG_DIR}/cohort_table.log",
     conda:

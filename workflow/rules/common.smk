@@ -1,8 +1,10 @@
 import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from msprofile import demo
@@ -175,3 +177,18 @@ def final_outputs():
         *rules.cohort_table.output,
         *statistics,
     ]
+
+
+def report_failures():
+    """After a successful run: say how many subjects failed (on_error: record) and where the
+    reasons are, so that nobody takes a finished run for a complete one."""
+    path = Path(RESULTS) / "cohort" / "failures.tsv"
+    if COHORT_TABLE or not path.is_file():
+        return
+    failures = pd.read_csv(path, sep="\t", dtype=str)
+    if len(failures):
+        logger.warning(
+            f"{len(failures)} of {len(SUBJECTS)} subjects failed and are left out of the "
+            f"cohort statistics (on_error: record); reasons in {path}: "
+            + ", ".join(failures["subject_id"])
+        )

@@ -11,4 +11,5 @@ with logged(snakemake.log[0], "cohort table"):
         snakemake.input.lesions,
         snakemake.output.cohort,
         snakemake.output.lesions,
+        snakemake.output.failures,
     )

@@ -11,4 +11,5 @@ with logged(snakemake.log[0], "evaluate segmentation"):
         snakemake.output.summary,
         snakemake.output.figure_png,
         snakemake.output.figure_pdf,
+        on_error=snakemake.config["on_error"],
     )

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..geometry import Grid, labels_to_native
 from ..io import InputImageError, atomic_path, load_image, save_nifti
+from ..workflow import is_placeholder
 from .data import CLASSES, label_volume
 from .infer import postprocess, predict_probabilities
 from .model_io import load_network
@@ -83,22 +84,42 @@ def native_labels(probabilities: np.ndarray, model_grid: Grid, native: Grid, bra
 def load_manual_labels(subject_id: str, wmh_path, ventricles_path, native: Grid | None = None) -> tuple[np.ndarray, Grid]:
     """Three-class labels from a subject's two manual masks, and their grid.
 
-    With ``native`` given, both masks must lie on that grid (the FLAIR's); otherwise
-    :class:`~msprofile.io.InputImageError` names the subject, the mask and the mismatch.
+    With ``native`` given, both masks must lie on that grid (the FLAIR's). Mask values must
+    be whole numbers from 0 (background) to 255, any non-zero value marking the structure
+    (tools code one structure as 1, 255 or several labels); the ventricle mask must not be
+    empty (every head has ventricles), the lesion mask may (a control without lesions).
+    Otherwise :class:`~msprofile.io.InputImageError` names the subject, the mask and the problem.
     """
-    lesions, lesions_affine = load_image(wmh_path, subject_id, dtype=np.uint8)
-    ventricles, ventricles_affine = load_image(ventricles_path, subject_id, dtype=np.uint8)
-    grid = native or Grid(lesions.shape, lesions_affine)
-    for path, data, affine in ((wmh_path, lesions, lesions_affine), (ventricles_path, ventricles, ventricles_affine)):
+    masks = []
+    for path, what in ((wmh_path, "lesion"), (ventricles_path, "ventricle")):
+        data, affine = load_image(path, subject_id)
+        grid = native or Grid(data.shape, affine)
         if data.shape != grid.shape or not np.allclose(affine, grid.affine, atol=1e-3):
-            raise InputImageError(subject_id, path, f"mask grid {data.shape} does not match the FLAIR's {grid.shape} (shape or affine)")
-    return label_volume(lesions, ventricles), grid
+            raise InputImageError(subject_id, path, f"{what} mask grid {data.shape} does not match the FLAIR's "
+                                                    f"{grid.shape} (shape or affine)")
+        whole = (data == np.round(data)) & (data >= 0) & (data <= 255)
+        if not whole.all():
+            odd = np.unique(data[~whole])[:5].round(4).tolist()
+            raise InputImageError(subject_id, path, f"{what} mask values must be whole numbers from 0 to 255 "
+                                                    f"(0 = background); found {odd}: a probability map or a "
+                                                    "different image?")
+        if what == "ventricle" and not data.any():
+            raise InputImageError(subject_id, path, "ventricle mask is empty")
+        if what == "lesion" and not data.any():
+            log.info("subject %s: %s: lesion mask is empty (no lesions)", subject_id, path)
+        masks.append(data.astype(np.uint8))
+        native = grid
+    return label_volume(*masks), native
 
 
 def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricles_paths, table_path, summary_path,
-                           figure_png_path, figure_pdf_path) -> None:
+                           figure_png_path, figure_pdf_path, on_error: str = "stop") -> None:
     """Score every subject's segmentation against its manual masks and write the per-subject
-    table, the per-class summary (both TSV) and the figure (PNG and PDF)."""
+    table, the per-class summary (both TSV) and the figure (PNG and PDF).
+
+    Subjects whose processing failed are left out. A subject whose masks are unusable
+    (:class:`~msprofile.io.InputImageError`) stops the job with ``on_error="stop"``; with
+    ``"record"`` it is logged and left out."""
     import pandas as pd
 
     from .evaluate import evaluate_subject, evaluation_figure, summarise
@@ -107,10 +128,21 @@ def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricle
     for subject_id, segmentation_path, wmh_path, ventricles_path in zip(
         subject_ids, segmentation_paths, wmh_paths, ventricles_paths
     ):
+        if is_placeholder(segmentation_path):
+            log.warning("subject %s: not evaluated, its processing failed (on_error: record)", subject_id)
+            continue
         predicted, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
         native = Grid(predicted.shape, affine)
-        reference, _ = load_manual_labels(subject_id, wmh_path, ventricles_path, native)
+        try:
+            reference, _ = load_manual_labels(subject_id, wmh_path, ventricles_path, native)
+        except InputImageError as exc:
+            if on_error == "stop":
+                raise
+            log.error("not evaluated (on_error: record): %s", exc)
+            continue
         rows += evaluate_subject(subject_id, reference, predicted, native.voxel_size_mm)
+    if not rows:
+        raise ValueError("no subject with manual masks has a segmentation to evaluate: every one of them failed")
     table = pd.DataFrame(rows)
     for frame, path in ((table, table_path), (summarise(table), summary_path)):
         with atomic_path(path, suffix=".tsv") as tmp:

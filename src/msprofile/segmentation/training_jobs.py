@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..io import atomic_path, save_json, save_nifti
+from ..workflow import is_placeholder, read_failure
 from .data import CLASSES, labels_to_model, network_input, network_labels
 from .infer import keras_network, predict_probabilities
 from .jobs import brain_and_grid, load_manual_labels, model_grid_image, native_grid, native_labels
@@ -20,7 +21,13 @@ from .train import TrainingSettings, configure_tensorflow, train
 
 
 def write_training_labels(subject_id: str, wmh_path, ventricles_path, flair_preproc_path, brain_mask_path, out_path) -> None:
-    """Three-class manual labels of one subject on its model grid (nearest neighbour)."""
+    """Three-class manual labels of one subject on its model grid (nearest neighbour).
+
+    Training needs every training subject: one whose preprocessing failed is an error here
+    whatever ``on_error`` says."""
+    if is_placeholder(brain_mask_path):
+        failure = read_failure(Path(brain_mask_path).parent) or {"error": "see its preprocess log"}
+        raise ValueError(f"subject {subject_id}: training subject failed preprocessing: {failure['error']}")
     labels, native = load_manual_labels(subject_id, wmh_path, ventricles_path, native_grid(brain_mask_path))
     _, model_grid = model_grid_image(flair_preproc_path)
     labels = labels_to_model(labels, native, model_grid)
