@@ -53,6 +53,11 @@ def logged(log_path: str | os.PathLike, job: str) -> Iterator[logging.Logger]:
 ON_ERROR_CHOICES = ("record", "stop")
 #: Written into a subject's folder when one of its steps failed under ``on_error: record``.
 FAILURE_FILE = "failure.json"
+#: What ``on_error: record`` records: problems of a subject's data (the loaders' and checks'
+#: InputImageError is a ValueError) and numerical failures on it. Anything else is a problem of
+#: the setup that would fail every subject (RuntimeError: no GPU where one is required, a
+#: model that fails its checksum; OSError: a full disk; ImportError) and stops the run.
+SUBJECT_ERRORS = (ValueError, ArithmeticError, LookupError, MemoryError)
 
 
 def is_placeholder(path: str | os.PathLike) -> bool:
@@ -77,7 +82,8 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
     and succeeded.
 
     ``stop``: exceptions propagate, the job fails (and with it the run, unless
-    ``--keep-going``). ``record``: an exception is logged with its traceback, the subject's
+    ``--keep-going``). ``record``: an exception of :data:`SUBJECT_ERRORS` is logged with its
+    traceback (others propagate as under ``stop``), the subject's
     :data:`FAILURE_FILE` records the step and the message, and every file of ``outputs`` is
     replaced by an empty placeholder, so that the run goes on and the cohort table lists the
     subject as failed. A step whose ``upstream`` inputs (this subject's outputs of earlier
@@ -95,7 +101,7 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
         return False
     try:
         work()
-    except Exception as exc:
+    except SUBJECT_ERRORS as exc:
         if on_error == "stop":
             raise
         log.error("%s %s: failed, recorded (on_error: record): %s\n%s", step, subject_id, exc,

@@ -17,7 +17,7 @@ from ..io import InputImageError, atomic_path, load_image, save_nifti
 from ..workflow import is_placeholder
 from .data import CLASSES, label_volume
 from .infer import postprocess, predict_probabilities
-from .model_io import load_network
+from .model_io import ModelError, load_network
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def check_model_fits(card: dict, model: Grid) -> None:
     expected = card.get("preprocessing", {})
     pixel = float(np.mean(model.voxel_size_mm[:2]))
     if "pixel_size_mm" in expected and abs(pixel - expected["pixel_size_mm"]) > 0.01:
-        raise ValueError(f"the model expects {expected['pixel_size_mm']} mm pixels, the preprocessed image has {pixel:.3f} mm "
+        raise ModelError(f"the model expects {expected['pixel_size_mm']} mm pixels, the preprocessed image has {pixel:.3f} mm "
                          "(set preprocess.pixel_size_mm to the model's value)")
 
 
