@@ -332,7 +332,7 @@ def test_chi_square_by_hand():
     assert "Yates" in row.test
     assert row.effect_size_name == "cramers_v"
     assert row.effect_size == pytest.approx(math.sqrt(pearson / 85))
-    assert (row.n1, row.n2) == (50, 35)  # the subject without sex is not in the table
+    assert (row.n1, row.n2) == (35, 50)  # MS, HC as the other rows; the subject without sex is not counted
 
 
 def test_tests_table_contract_directions_and_families():

@@ -52,7 +52,8 @@ Tests (:func:`tests`), long table :data:`TESTS_COLUMNS`
       noncentral t distribution of d sqrt(n1 n2 / (n1+n2)) with n1+n2-2 degrees of freedom.
     * Chi-square test of independence, group x sex (``scipy.stats.chi2_contingency``, default
       correction: Yates' continuity correction for a 2 x 2 table, as the reference; ``test``
-      says so); effect size Cramer's V from the uncorrected chi-square, no CI.
+      says so); effect size Cramer's V from the uncorrected chi-square, no CI; ``n1``, ``n2``
+      the MS and HC subjects with a known sex, in the order of the other rows.
 
     Analyses (each one Holm family over its distinct tests, equal to
     ``statsmodels.stats.multitest.multipletests(method="holm")``; the two effect-size rows of one Mann-Whitney test count once):
@@ -531,8 +532,10 @@ def _chi_square_row(d: pd.DataFrame) -> dict:
     known = d[d["sex"].notna()]
     counts = pd.crosstab(pd.Categorical(known["group"], categories=GROUPS),
                          pd.Categorical(known["sex"], categories=SEXES), dropna=False).to_numpy(float)
+    # n1, n2 in the order of every other row's "MS vs HC" contrast.
     row = {"analysis": "demographics", "variable": "sex", "contrast": "group x sex", "effect_size_name": "cramers_v",
-           "ci_low": math.nan, "ci_high": math.nan, "n1": int(counts[0].sum()), "n2": int(counts[1].sum())}
+           "ci_low": math.nan, "ci_high": math.nan, "n1": int(counts[GROUPS.index("MS")].sum()),
+           "n2": int(counts[GROUPS.index("HC")].sum())}
     if (counts.sum(axis=0) == 0).any() or (counts.sum(axis=1) == 0).any():
         return {**row, "test": "chi-square test of independence", "statistic": math.nan, "p_value": math.nan,
                 "effect_size": math.nan}
