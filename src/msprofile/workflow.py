@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .io import atomic_path, save_json
+from .io import InputImageError, atomic_path, save_json
 
 log = logging.getLogger("msprofile")
 
@@ -92,8 +92,7 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, not {on_error!r}")
-    failed_upstream = [os.fspath(p) for p in upstream if is_placeholder(p)]
-    if failed_upstream:
+    if any(is_placeholder(p) for p in upstream):
         failure = read_failure(subject_dir) or {}
         log.warning("%s %s: not run, an earlier step failed (%s: %s)", step, subject_id,
                     failure.get("step", "unknown step"), failure.get("error", "see its log"))
@@ -107,8 +106,7 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
         log.error("%s %s: failed, recorded (on_error: record): %s\n%s", step, subject_id, exc,
                   traceback.format_exc())
         # InputImageError names subject, file and problem itself; anything else gets its type.
-        error = str(exc) if isinstance(exc, ValueError) and str(exc).startswith(f"subject {subject_id}") \
-            else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, InputImageError) else f"{type(exc).__name__}: {exc}"
         save_json({"subject_id": subject_id, "step": step, "error": error}, Path(subject_dir) / FAILURE_FILE)
         _write_placeholders(outputs)
         return False
@@ -116,6 +114,18 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
     if failure is not None and failure.get("step") == step:
         (Path(subject_dir) / FAILURE_FILE).unlink()
     return True
+
+
+def run_subject_job(smk, step: str, work: Callable[[], None], *, upstream=()) -> bool:
+    """The body of a per-subject rule's script: ``work()`` as :func:`run_subject_step` for the
+    job's subject, logged to the job's log, under the config's ``on_error``.
+
+    ``smk`` is the script's ``snakemake`` object; the rule's outputs all lie in the subject's
+    folder, which holds the failure record."""
+    subject_id = smk.wildcards.subject
+    with logged(smk.log[0], f"{step} {subject_id}"):
+        return run_subject_step(step, subject_id, work, upstream=upstream, outputs=list(smk.output),
+                                subject_dir=Path(smk.output[0]).parent, on_error=smk.config["on_error"])
 
 
 def _write_placeholders(paths) -> None:
