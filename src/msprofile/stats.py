@@ -773,25 +773,3 @@ def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep=NA_REP, lineterminator="\n")
 
 
-def run_statistics(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
-                   remove_outliers: bool = False) -> dict[str, pd.DataFrame]:
-    """The statistics stage: derive, optionally remove outliers, and write ``descriptives.tsv``,
-    ``tests.tsv``, ``correlations.tsv``, ``regressions.tsv`` (and ``outliers_removed.tsv``
-    when ``remove_outliers``) into ``out_dir``. Returns the tables by file stem."""
-    derived = derive(table, lesion_free_shares=lesion_free_shares)
-    notes = derived.attrs.get("notes", {})
-    derived = derived.sort_values("subject_id", kind="stable").reset_index(drop=True)
-    results: dict[str, pd.DataFrame] = {}
-    if remove_outliers:
-        derived, results["outliers_removed"] = outliers(derived)
-        log.info("outlier rule removed %d subjects", len(results["outliers_removed"]))
-    derived.attrs["notes"] = notes
-    results["descriptives"] = descriptives(derived)
-    results["tests"] = tests(derived)
-    results["correlations"] = correlations(derived)
-    results["regressions"] = regressions(derived)
-    out_dir = Path(out_dir)
-    for name in ("descriptives", "tests", "correlations", "regressions", "outliers_removed"):
-        if name in results:
-            write_tsv(results[name], out_dir / f"{name}.tsv")
-    return results

@@ -310,27 +310,6 @@ def make_phantom(
     )
 
 
-def write_phantom(phantom: Phantom, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write a phantom as NIfTI files in ``out_dir`` (created if needed), atomically.
-
-    Returns the paths by name: ``flair`` (int16), ``wmh_manual``, ``ventricles_manual``,
-    ``brain`` and ``lesion_location`` (uint8), all on ``phantom.affine``.
-    """
-    out_dir = Path(out_dir)
-    volumes = {
-        "flair": phantom.flair,
-        "wmh_manual": phantom.lesion_mask,
-        "ventricles_manual": phantom.ventricles_mask,
-        "brain": phantom.brain_mask,
-        "lesion_location": phantom.lesion_location,
-    }
-    paths = {}
-    for name, data in volumes.items():
-        paths[name] = out_dir / f"{name}.nii.gz"
-        save_nifti(data, phantom.affine, paths[name])
-    return paths
-
-
 def las_affine(shape: tuple[int, int, int], voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
     """LAS voxel-to-mm affine, float64 (4, 4), with the volume's centre at the origin."""
     affine = np.diag([-voxel_size_mm[0], voxel_size_mm[1], voxel_size_mm[2], 1.0])
