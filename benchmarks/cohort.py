@@ -5,7 +5,7 @@ Prints one ``name value unit`` line per figure, medians and minimums over ``--re
 runs (one warm-up first). ``statistics_and_figures_seconds`` is what the ``statistics`` and
 ``figures`` rules cost one after the other on one core: two fresh Python processes, each
 with its imports, reading the table and writing its outputs (TSVs; PNG at 300 dpi + PDF).
-The in-process figures time the functions alone. The cohort rebuild is what the
+The in-process times are the two jobs' functions alone. The cohort rebuild is what the
 ``cohort_table`` rule does: read every subject's small ``metrics.json``,
 ``preprocess_qc.json`` and ``lesions.parquet`` and write the two Parquet tables; the
 per-subject files are made up here (realistic keys and sizes), since no image is involved.
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,9 @@ def timed(function, repeats: int) -> list[float]:
 
 STAGE_SCRIPT = """
 import sys
-from msprofile.stats import load_reference_table
-table = load_reference_table(sys.argv[2])
-if sys.argv[1] == "statistics":
-    from msprofile.stats import run_statistics
-    run_statistics(table, sys.argv[3], remove_outliers=sys.argv[4] == "1")
-else:
-    from msprofile.figures import all_figures
-    all_figures(table, sys.argv[3], remove_outliers=sys.argv[4] == "1")
+from msprofile.jobs.statistics import load_cohort_table, write_figures, write_statistics
+job = write_statistics if sys.argv[1] == "statistics" else write_figures
+job(load_cohort_table(sys.argv[2]), sys.argv[3], remove_outliers=sys.argv[4] == "1")
 """
 
 
@@ -68,10 +64,12 @@ def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, lis
     rng = np.random.default_rng(0)
     rows, metrics_paths, qc_paths, lesion_paths = [], [], [], []
     keys = ["intracranial_area_mm2", "ventricle_area_mm2", "lesion_area_mm2", "pewmh_area_mm2", "pawmh_area_mm2",
-            "jcwmh_area_mm2", "intracranial_volume_ml", "lesion_volume_ml", "n_lesions_3d", "n_slices"]
+            "jcwmh_area_mm2", "intracranial_volume_ml", "lesion_volume_ml"]
+    counts = ["n_lesions_3d", "n_slices"]
     for i in range(n_subjects):
         subject_id = f"sub{i:05d}"
         metrics = {"subject_id": subject_id, **{k: float(rng.uniform(1, 1000)) for k in keys},
+                   **{k: int(rng.integers(0, 40)) for k in counts},
                    "intracranial_area_mm2_reference_window": None, "segmentation_model": "m",
                    "segmentation_model_sha256": "0" * 64}
         qc = {"intracranial_volume_ml": 1400.0, "brain_z_extent_mm": 120.0, "qc_pass": True, "flags": [],
@@ -91,27 +89,27 @@ def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--subjects", type=int, default=1381, help="subjects of the cohort-table rebuild")
     args = parser.parse_args()
-    from msprofile.cohort import cohort_job
-    from msprofile.figures import all_figures
-    from msprofile.stats import load_reference_table, run_statistics
+    from msprofile.jobs.cohort import cohort_job
+    from msprofile.jobs.statistics import load_cohort_table, write_figures, write_statistics
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if REFERENCE.is_file():
-            table = load_reference_table(REFERENCE)
+            table = load_cohort_table(REFERENCE)
             for remove_outliers in (False, True):
-                seconds = timed(lambda: run_statistics(table, tmp / f"stats_{remove_outliers}",
-                                                       remove_outliers=remove_outliers), args.repeats)
+                seconds = timed(partial(write_statistics, table, tmp / f"stats_{remove_outliers}",
+                                        remove_outliers=remove_outliers), args.repeats)
                 label = "statistics_outliers_removed" if remove_outliers else "statistics"
                 print(f"{label}_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
                 print(f"{label}_seconds_1380_subjects_min {min(seconds):.2f} s")
-                seconds = timed(lambda: all_figures(table, tmp / f"figures_{remove_outliers}",
-                                                    remove_outliers=remove_outliers), args.repeats)
+                seconds = timed(partial(write_figures, table, tmp / f"figures_{remove_outliers}",
+                                        remove_outliers=remove_outliers), args.repeats)
                 label = "figures_outliers_removed" if remove_outliers else "figures"
                 print(f"{label}_in_process_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
                 print(f"{label}_in_process_seconds_1380_subjects_min {min(seconds):.2f} s")
-                seconds = timed(lambda: stage_processes(tmp / f"stage_{remove_outliers}", remove_outliers),
+                seconds = timed(partial(stage_processes, tmp / f"stage_{remove_outliers}", remove_outliers),
                                 args.repeats)
                 label = "statistics_and_figures_outliers_removed" if remove_outliers else "statistics_and_figures"
                 print(f"{label}_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
@@ -120,12 +118,12 @@ def main() -> None:
         else:
             print(f"# reference table not found at {REFERENCE.resolve()}: statistics not timed")
 
-        sheet, metrics_paths, qc_paths, lesion_paths = fake_subject_files(tmp, 1381)
-        rebuild = lambda: cohort_job(sheet, metrics_paths, qc_paths, lesion_paths,  # noqa: E731
-                                     tmp / "cohort.parquet", tmp / "lesions.parquet")
+        sheet, metrics_paths, qc_paths, lesion_paths = fake_subject_files(tmp, args.subjects)
+        rebuild = partial(cohort_job, sheet, metrics_paths, qc_paths, lesion_paths, tmp / "cohort.parquet",
+                          tmp / "lesions.parquet", tmp / "failures.tsv")
         seconds = timed(rebuild, args.repeats)
-        print(f"cohort_table_rebuild_seconds_1381_subjects_median {statistics.median(seconds):.2f} s")
-        print(f"cohort_table_rebuild_seconds_1381_subjects_min {min(seconds):.2f} s")
+        print(f"cohort_table_rebuild_seconds_{args.subjects}_subjects_median {statistics.median(seconds):.2f} s")
+        print(f"cohort_table_rebuild_seconds_{args.subjects}_subjects_min {min(seconds):.2f} s")
 
 
 if __name__ == "__main__":

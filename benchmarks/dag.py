@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from msprofile.scale import write_placeholder_cohort
+from msprofile.synthetic.placeholder_cohort import write_placeholder_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 PER_SUBJECT_RULES = ("preprocess", "segment", "lesion_metrics")
@@ -50,6 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repeats-large", type=int, default=1)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1381, 13810],
+                        help="cohort sizes to plan; the first gets --repeats, the others --repeats-large")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -57,7 +59,7 @@ def main() -> None:
         (project / "resources").mkdir(parents=True)
         shutil.copytree(REPO / "config", project / "config")
         (project / "resources" / "models").symlink_to(REPO / "resources" / "models")
-        for n_subjects, repeats in ((1381, args.repeats), (13810, args.repeats_large)):
+        for n_subjects, repeats in zip(args.sizes, [args.repeats] + [args.repeats_large] * len(args.sizes)):
             sheet = write_placeholder_cohort(tmp / f"cohort_{n_subjects}", n_subjects)
             seconds = [dry_run_seconds(project, sheet) for _ in range(repeats)]
             jobs = len(PER_SUBJECT_RULES) * n_subjects + len(AGGREGATE_RULES) + 1

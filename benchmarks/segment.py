@@ -13,7 +13,7 @@ width (base filters 64, 31.4 M parameters; random weights, exported the same way
 * on a machine whose ONNX Runtime offers CUDA, the forward pass in ms per slice on the GPU.
 
 Targets (issue 3) on 2 cores: shipped model at most 2 s per 20-slice subject, per-job
-overhead at most 3 s. Reference figures on this machine (shared/notes): 0.39 s per slice on
+overhead at most 3 s. Reference figures measured on the project's 2-core machine: 0.39 s per slice on
 2 threads for the reference width in TensorFlow, ``import tensorflow`` about 3.0 s.
 """
 
@@ -47,7 +47,7 @@ def python_seconds(code: str, repeats: int) -> list[float]:
 
 
 def forward_ms_per_slice(model_dir: Path, batch: np.ndarray, device: str, threads: int, repeats: int) -> list[float]:
-    from msprofile.segmentation.model_io import load_network
+    from msprofile.jobs.segmentation import load_network
 
     network, _ = load_network(model_dir, device=device, threads=threads)
     run = lambda: [network(batch[i : i + 8]) for i in range(0, len(batch), 8)]  # noqa: E731
@@ -61,11 +61,11 @@ def forward_ms_per_slice(model_dir: Path, batch: np.ndarray, device: str, thread
 
 
 def reference_width_model(folder: Path, batch: np.ndarray) -> Path:
+    from msprofile.jobs.training import save_trained_model
     from msprofile.segmentation.model import build_attention_unet
-    from msprofile.segmentation.model_io import save_model
 
     model = build_attention_unet(input_shape=(None, None, 1), base_filters=64)
-    save_model(model, folder, {"name": "reference-width-random"}, check_input=batch[:1])
+    save_trained_model(model, folder, {"name": "reference-width-random"}, check_input=batch[:1])
     return folder
 
 
@@ -73,13 +73,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "resources" / "models" / "msprofile-default")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--shipped-only", action="store_true", help="leave out the reference-width model")
     args = parser.parse_args()
     if not (SAMPLE / SUBJECT / "flair.nii.gz").is_file():
         raise SystemExit(f"real sample not found at {SAMPLE.resolve()}")
 
-    import nibabel as nib
-
-    from msprofile.preprocess import PreprocessSettings, preprocess_subject
+    from msprofile.io import load_image
+    from msprofile.jobs.preprocess import preprocess_subject
+    from msprofile.preprocess import PreprocessSettings
     from msprofile.segmentation.data import network_input
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,8 +89,10 @@ def main() -> None:
         preprocess_subject(SUBJECT, SAMPLE / SUBJECT / "flair.nii.gz", skull_stripped=False, settings=PreprocessSettings(),
                            brain_mask_path=paths["brain_mask"], flair_preproc_path=paths["flair_preproc"],
                            qc_json_path=tmp / "qc.json", qc_png_path=tmp / "qc.png")
-        batch = network_input(np.asarray(nib.load(paths["flair_preproc"]).dataobj, dtype=np.float32))
-        models = {"shipped": args.model, "reference_width": reference_width_model(tmp / "reference", batch)}
+        batch = network_input(load_image(paths["flair_preproc"], SUBJECT)[0])
+        models = {"shipped": args.model}
+        if not args.shipped_only:
+            models["reference_width"] = reference_width_model(tmp / "reference", batch)
 
         for label, model_dir in models.items():
             for threads in (2, 1):
@@ -99,17 +102,16 @@ def main() -> None:
             ms = forward_ms_per_slice(model_dir, batch, "cpu", 2, args.repeats)
             print(f"{label}_forward_seconds_per_20_slice_subject_cpu_2threads {statistics.median(ms) * 20 / 1000:.2f} s")
             overhead = python_seconds(textwrap.dedent(f"""
-                import nibabel as nib
-                from msprofile.segmentation.jobs import model_grid_image, native_grid
-                from msprofile.segmentation.model_io import load_network
+                from msprofile.io import load_image, read_grid
+                from msprofile.jobs.segmentation import load_network
                 load_network({str(model_dir)!r}, device="cpu", threads=2)
-                model_grid_image({str(paths['flair_preproc'])!r}); native_grid({str(paths['brain_mask'])!r})
+                load_image({str(paths['flair_preproc'])!r}, 'bench'); read_grid({str(paths['brain_mask'])!r})
             """), args.repeats)
             print(f"{label}_per_job_overhead_median {statistics.median(overhead):.2f} s")
             print(f"{label}_per_job_overhead_min {min(overhead):.2f} s")
             peak = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
                 import resource
-                from msprofile.segmentation.jobs import segment_subject
+                from msprofile.jobs.segmentation import segment_subject
                 segment_subject("bench", {str(paths['flair_preproc'])!r}, {str(paths['brain_mask'])!r}, {str(model_dir)!r},
                                 {str(tmp / 'seg.nii.gz')!r}, device="cpu", threads=2)
                 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

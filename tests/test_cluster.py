@@ -18,9 +18,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
+from msprofile.synthetic.placeholder_cohort import placeholder_subject_id, write_placeholder_cohort
+
 from conftest import make_project, planned_jobs, run_snakemake
-from msprofile.demo import DEMO_SUBJECTS
-from msprofile.scale import placeholder_subject_id, write_placeholder_cohort
 
 pytestmark = pytest.mark.slow
 

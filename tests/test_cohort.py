@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from msprofile.cohort import build_cohort_table, concat_lesion_tables
+from msprofile.cohort import build_cohort_table
+from msprofile.io import read_stacked_parquet
 from msprofile.lesions import REFERENCE_COLUMNS
 
 
-def _subject_files(tmp_path, subject_id, lesion_area_mm2, flags=()):
+def _subject_result(subject_id, lesion_area_mm2, flags=()):
     metrics = {"subject_id": subject_id, "intracranial_area_mm2": 1000.0, "ventricle_area_mm2": 50.0,
                "lesion_area_mm2": lesion_area_mm2, "pewmh_area_mm2": lesion_area_mm2, "pawmh_area_mm2": 0.0,
                "jcwmh_area_mm2": 0.0, "lesion_volume_ml": lesion_area_mm2 * 6.5 / 1000, "n_lesions_3d": 1,
@@ -19,16 +18,14 @@ def _subject_files(tmp_path, subject_id, lesion_area_mm2, flags=()):
                "segmentation_model": "m", "segmentation_model_sha256": "abc"}
     qc = {"intracranial_volume_ml": 1400.0, "brain_z_extent_mm": 120.0, "qc_pass": not flags, "flags": list(flags),
           "msprofile_version": "0.1.0"}
-    (tmp_path / f"{subject_id}_metrics.json").write_text(json.dumps(metrics))
-    (tmp_path / f"{subject_id}_qc.json").write_text(json.dumps(qc))
-    return tmp_path / f"{subject_id}_metrics.json", tmp_path / f"{subject_id}_qc.json"
+    return {"metrics": metrics, "qc": qc}
 
 
-def test_cohort_table_rows_follow_the_sheet(tmp_path):
+def test_cohort_table_rows_follow_the_sheet():
     sheet = pd.DataFrame({"group": ["MS", "HC"], "age": [44.0, np.nan], "sex": ["F", ""]},
                          index=pd.Index(["s2", "s1"], name="subject_id"))
-    files = [_subject_files(tmp_path, "s2", 12.5), _subject_files(tmp_path, "s1", 0.0, flags=("skull_not_removed",))]
-    table = build_cohort_table(sheet, [f[0] for f in files], [f[1] for f in files])
+    results = [_subject_result("s2", 12.5), _subject_result("s1", 0.0, flags=("skull_not_removed",))]
+    table = build_cohort_table(sheet, results)
     assert list(table["subject_id"]) == ["s2", "s1"]
     assert table.loc[0, "TotalWMHArea"] == 12.5 and table.loc[1, "TotalWMHArea"] == 0.0
     for column in REFERENCE_COLUMNS:
@@ -43,6 +40,6 @@ def test_lesion_tables_concatenate_and_keep_columns_when_empty(tmp_path):
     empty = a.iloc[0:0]
     a.to_parquet(tmp_path / "a.parquet")
     empty.to_parquet(tmp_path / "b.parquet")
-    assert len(concat_lesion_tables([tmp_path / "a.parquet", tmp_path / "b.parquet"])) == 1
-    only_empty = concat_lesion_tables([tmp_path / "b.parquet"])
+    assert len(read_stacked_parquet([tmp_path / "a.parquet", tmp_path / "b.parquet"])) == 1
+    only_empty = read_stacked_parquet([tmp_path / "b.parquet"])
     assert len(only_empty) == 0 and list(only_empty.columns) == ["subject_id", "kind", "area_mm2"]

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from skimage import measure
 
+from msprofile.io import save_figure
 from msprofile.segmentation.evaluate import (
     CLASS_LABELS,
+    FIGURE_DPI,
     ROW_COLUMNS,
     dice,
     evaluate_subject,
@@ -364,7 +366,7 @@ def test_summarise_single_subject_sd_is_nan_and_works_on_evaluate_rows():
 
 def test_evaluation_figure_written(tmp_path):
     png, pdf = tmp_path / "fig" / "evaluation.png", tmp_path / "fig" / "evaluation.pdf"
-    evaluation_figure(_hand_table(), png, pdf)
+    save_figure(evaluation_figure(_hand_table()), png, pdf, dpi=FIGURE_DPI)
     assert png.stat().st_size > 0 and pdf.stat().st_size > 0
     assert pdf.read_bytes().startswith(b"%PDF")
     height, width = matplotlib.image.imread(png).shape[:2]

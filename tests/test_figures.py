@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 
 from msprofile import figures, stats
+from msprofile.jobs.statistics import load_cohort_table, write_figure
+from msprofile.outputs import FIGURE_NAMES, figure_names
 
 REFERENCE_CSV = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cohort_seed"
                  / "brain_mri_analysis_results_PROCESSED_updated.csv")
@@ -56,6 +58,20 @@ def cohort() -> pd.DataFrame:
     return synthetic_cohort()
 
 
+def draw(function, table, png: Path, pdf: Path, **options) -> dict:
+    """Draw one figure and write it as the figures rule does; its summary with the paths."""
+    return write_figure(function(table, **options), png, pdf)
+
+
+def write_all(table, folder: Path, **options) -> dict[str, tuple[Path, Path]]:
+    """Every figure of ``figures.all_figures`` written into ``folder``: ``{name: (png, pdf)}``."""
+    written = {}
+    for name, figure in figures.all_figures(table, **options).items():
+        summary = write_figure(figure, folder / f"{name}.png", folder / f"{name}.pdf")
+        written[name] = summary["png"], summary["pdf"]
+    return written
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
@@ -84,11 +100,11 @@ def check_files(name: str, png: Path, pdf: Path) -> None:
     assert pdf.stat().st_size > 5_000
 
 
-@pytest.mark.parametrize("name", figures.FIGURE_NAMES)
+@pytest.mark.parametrize("name", FIGURE_NAMES)
 def test_each_figure_writes_png_and_pdf_deterministically(cohort, tmp_path, name):
     function = figures.FIGURES[name]
-    first = function(cohort, tmp_path / "a" / f"{name}.png", tmp_path / "a" / f"{name}.pdf")
-    second = function(cohort, tmp_path / "b" / f"{name}.png", tmp_path / "b" / f"{name}.pdf")
+    first = draw(function, cohort, tmp_path / "a" / f"{name}.png", tmp_path / "a" / f"{name}.pdf")
+    second = draw(function, cohort, tmp_path / "b" / f"{name}.png", tmp_path / "b" / f"{name}.pdf")
     for run in (first, second):
         check_files(name, run["png"], run["pdf"])
         assert run["size_px"] == expected_px(name)
@@ -104,7 +120,7 @@ def test_row_order_and_derived_input_do_not_change_the_files(cohort, tmp_path):
     derived = stats.derive(cohort)
     outputs = []
     for k, table in enumerate((cohort, shuffled, derived)):
-        outputs.append(figures.ventricular_burden(table, tmp_path / f"{k}.png", tmp_path / f"{k}.pdf"))
+        outputs.append(draw(figures.ventricular_burden, table, tmp_path / f"{k}.png", tmp_path / f"{k}.pdf"))
     for other in outputs[1:]:
         assert other["png"].read_bytes() == outputs[0]["png"].read_bytes()
         assert other["pdf"].read_bytes() == outputs[0]["pdf"].read_bytes()
@@ -115,7 +131,7 @@ def test_log_axis_panel_states_how_many_lesion_free_subjects_are_left_out(cohort
     with_age = d["age_years"].notna()
     expected = {g: int(((d["group"] == g) & with_age & (d["WMHRatio"] == 0)).sum()) for g in stats.GROUPS}
     assert expected["HC"] > 0 and expected["MS"] > 0  # the cohort has lesion-free subjects in both groups
-    summary = figures.burden_vs_age(cohort, tmp_path / "s.png", tmp_path / "s.pdf")
+    summary = draw(figures.burden_vs_age, cohort, tmp_path / "s.png", tmp_path / "s.pdf")
     assert summary["n_not_shown_log_axis"] == expected
     statement = [t for t in summary["texts"] if t.startswith("Not shown on the log axis")]
     assert statement == [f"Not shown on the log axis (lesion-free, WMHRatio = 0):\n"
@@ -128,7 +144,7 @@ def test_log_axis_panel_states_how_many_lesion_free_subjects_are_left_out(cohort
 
 
 def test_trend_r_squared_is_the_quadratic_models(cohort, tmp_path):
-    summary = figures.burden_vs_age(cohort, tmp_path / "s.png", tmp_path / "s.pdf")
+    summary = draw(figures.burden_vs_age, cohort, tmp_path / "s.png", tmp_path / "s.pdf")
     reg = stats.regressions(cohort)
     for g in stats.GROUPS:
         for variable in stats.TREND_VARIABLES:
@@ -139,7 +155,7 @@ def test_trend_r_squared_is_the_quadratic_models(cohort, tmp_path):
 
 
 def test_burden_bars_are_the_descriptive_means_with_n(cohort, tmp_path):
-    summary = figures.lesion_burden(cohort, tmp_path / "l.png", tmp_path / "l.pdf")
+    summary = draw(figures.lesion_burden, cohort, tmp_path / "l.png", tmp_path / "l.pdf")
     d = stats.derive(cohort)
     for g in stats.GROUPS:
         for s in stats.SEXES:
@@ -153,8 +169,8 @@ def test_burden_bars_are_the_descriptive_means_with_n(cohort, tmp_path):
 
 
 def test_lesion_profile_shares_follow_the_lesion_free_option(cohort, tmp_path):
-    missing = figures.ms_lesion_profile(cohort, tmp_path / "m.png", tmp_path / "m.pdf")
-    zero = figures.ms_lesion_profile(cohort, tmp_path / "z.png", tmp_path / "z.pdf", lesion_free_shares="zero")
+    missing = draw(figures.ms_lesion_profile, cohort, tmp_path / "m.png", tmp_path / "m.pdf")
+    zero = draw(figures.ms_lesion_profile, cohort, tmp_path / "z.png", tmp_path / "z.pdf", lesion_free_shares="zero")
     stacks_missing = np.sum([missing["profile"][(stats.POOLED, v)] for v in stats.SHARE_COLUMNS], axis=0)
     stacks_zero = np.sum([zero["profile"][(stats.POOLED, v)] for v in stats.SHARE_COLUMNS], axis=0)
     np.testing.assert_allclose(stacks_missing, 100.0)  # subjects with lesions: shares add up to 100%
@@ -164,7 +180,7 @@ def test_lesion_profile_shares_follow_the_lesion_free_option(cohort, tmp_path):
 
 
 def test_demographics_counts_every_subject(cohort, tmp_path):
-    summary = figures.demographics(cohort, tmp_path / "d.png", tmp_path / "d.pdf")
+    summary = draw(figures.demographics, cohort, tmp_path / "d.png", tmp_path / "d.pdf")
     counts = summary["counts"]
     assert sum(counts["All subjects"].values()) == len(cohort)
     assert counts["All subjects"][stats.UNKNOWN_SEX] == 1
@@ -175,7 +191,7 @@ def test_demographics_counts_every_subject(cohort, tmp_path):
 
 
 def test_correlation_matrix_is_the_statistics_table(cohort, tmp_path):
-    summary = figures.correlation_heatmaps(cohort, tmp_path / "c.png", tmp_path / "c.pdf")
+    summary = draw(figures.correlation_heatmaps, cohort, tmp_path / "c.png", tmp_path / "c.pdf")
     corr = stats.correlations(cohort)
     variables = list(stats.CORRELATION_VARIABLES)
     for g in stats.GROUPS:
@@ -188,7 +204,7 @@ def test_correlation_matrix_is_the_statistics_table(cohort, tmp_path):
 
 
 def test_outlier_overview_shows_the_removed_subjects(cohort, tmp_path):
-    summary = figures.outlier_overview(cohort, tmp_path / "o.png", tmp_path / "o.pdf")
+    summary = draw(figures.outlier_overview, cohort, tmp_path / "o.png", tmp_path / "o.pdf")
     _, removed = stats.outliers(cohort)
     flags = stats.outlier_flags(cohort)
     d = stats.derive(cohort)
@@ -201,19 +217,19 @@ def test_outlier_overview_shows_the_removed_subjects(cohort, tmp_path):
 
 @pytest.fixture(scope="module")
 def all_written(cohort, tmp_path_factory) -> dict:
-    """``{remove_outliers: (folder, all_figures' answer)}`` for the synthetic cohort."""
+    """``{remove_outliers: (folder, write_all's answer)}`` for the synthetic cohort."""
     out = {}
     for remove_outliers in (False, True):
         folder = tmp_path_factory.mktemp(f"all_figures_{remove_outliers}")
-        out[remove_outliers] = folder, figures.all_figures(cohort, folder, remove_outliers=remove_outliers)
+        out[remove_outliers] = folder, write_all(cohort, folder, remove_outliers=remove_outliers)
     return out
 
 
 @pytest.mark.parametrize("remove_outliers", [False, True])
 def test_all_figures_writes_exactly_the_expected_files(all_written, remove_outliers):
     folder, written = all_written[remove_outliers]
-    names = [n for n in figures.FIGURE_NAMES if remove_outliers or n != "outlier_overview"]
-    assert list(written) == names == list(figures.figure_names(remove_outliers))
+    names = [n for n in FIGURE_NAMES if remove_outliers or n != "outlier_overview"]
+    assert list(written) == names == list(figure_names(remove_outliers))
     assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}.{ext}" for n in names for ext in ("png", "pdf"))
     for name, (png, pdf) in written.items():
         assert (png, pdf) == (folder / f"{name}.png", folder / f"{name}.pdf")
@@ -222,7 +238,7 @@ def test_all_figures_writes_exactly_the_expected_files(all_written, remove_outli
 
 def test_all_figures_with_outlier_removal_draws_the_kept_subjects(all_written):
     # the removal changes the figures drawn on the kept subjects (and says so under the title)
-    for name in figures.figure_names(False):
+    for name in figure_names(False):
         assert all_written[False][1][name][0].read_bytes() != all_written[True][1][name][0].read_bytes(), name
 
 
@@ -231,36 +247,36 @@ def test_all_figures_with_outlier_removal_draws_the_kept_subjects(all_written):
 def test_degenerate_cohorts_still_give_every_figure(cohort, tmp_path):
     # three subjects: most cells empty, no stratum large enough for the outlier rule
     tiny = cohort.iloc[[2, 70, 100]]
-    written = figures.all_figures(tiny, tmp_path / "tiny", remove_outliers=True)
+    written = write_all(tiny, tmp_path / "tiny", remove_outliers=True)
     for name, (png, pdf) in written.items():
         check_files(name, png, pdf)
     # every MS subject lesion-free: nothing to show for MS on the log axis, no shares
     lesion_free_ms = cohort.copy()
     lesion_free_ms.loc[lesion_free_ms["group"] == "MS", list(stats.CLASS_AREA_COLUMNS) + ["TotalWMHArea"]] = 0
-    summary = figures.burden_vs_age(lesion_free_ms, tmp_path / "b.png", tmp_path / "b.pdf")
+    summary = draw(figures.burden_vs_age, lesion_free_ms, tmp_path / "b.png", tmp_path / "b.pdf")
     check_files("burden_vs_age", summary["png"], summary["pdf"])
     assert summary["n_not_shown_log_axis"]["MS"] == int(((lesion_free_ms["group"] == "MS")
                                                          & lesion_free_ms["age_years"].notna()).sum())
-    summary = figures.ms_lesion_profile(lesion_free_ms, tmp_path / "p.png", tmp_path / "p.pdf")
+    summary = draw(figures.ms_lesion_profile, lesion_free_ms, tmp_path / "p.png", tmp_path / "p.pdf")
     check_files("ms_lesion_profile", summary["png"], summary["pdf"])
     assert summary["n_lesion_free_ms"] == int((lesion_free_ms["group"] == "MS").sum())
 
 
 def test_unknown_option_is_rejected(cohort, tmp_path):
     with pytest.raises(ValueError, match="lesion_free_shares"):
-        figures.all_figures(cohort, tmp_path, lesion_free_shares="none")
+        write_all(cohort, tmp_path, lesion_free_shares="none")
 
 
 def test_reference_table_all_figures(tmp_path):
     if not REFERENCE_CSV.is_file():
         pytest.skip(f"reference cohort table not found at {REFERENCE_CSV} (it ships beside the repository as "
                     "../shared/data/cohort_seed)")
-    table = stats.load_reference_table(REFERENCE_CSV)
+    table = load_cohort_table(REFERENCE_CSV)
     start = time.perf_counter()
-    written = figures.all_figures(table, tmp_path, remove_outliers=True)
+    written = write_all(table, tmp_path, remove_outliers=True)
     elapsed = time.perf_counter() - start
-    assert list(written) == list(figures.FIGURE_NAMES)
-    assert len(list(tmp_path.iterdir())) == 2 * len(figures.FIGURE_NAMES)
+    assert list(written) == list(FIGURE_NAMES)
+    assert len(list(tmp_path.iterdir())) == 2 * len(FIGURE_NAMES)
     for name, (png, pdf) in written.items():
         check_files(name, png, pdf)
     # a loose guard only (shared machines vary); the target is ~3 s on one unloaded core

@@ -9,7 +9,8 @@ import io
 import nibabel as nib
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from msprofile.io import InputImageError, load_image
 

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SampleSubject
-from msprofile.io import save_nifti
-from msprofile.lesion_jobs import lesion_metrics_subject
+from msprofile.io import save_json, save_nifti
+from msprofile.jobs.lesions import lesion_metrics_subject
+from msprofile.labels import label_volume
 from msprofile.preprocess import preprocess
-from msprofile.segmentation.data import label_volume
+
+from conftest import SampleSubject
 
 
 def _run(tmp_path, subject, labels, flair, brain, affine, tag):
@@ -22,9 +23,10 @@ def _run(tmp_path, subject, labels, flair, brain, affine, tag):
     save_nifti(flair, affine, paths["flair.nii.gz"])
     save_nifti(brain, affine, paths["brain.nii.gz"])
     out = {name: tmp_path / f"{tag}_{name}" for name in ("lesions.parquet", "classes.nii.gz", "metrics.json")}
+    card = tmp_path / "model.json"
+    save_json({"name": "manual", "files": {"model.onnx": {"sha256": "x"}}}, card)
     metrics = lesion_metrics_subject(subject.subject_id, paths["seg.nii.gz"], paths["flair.nii.gz"], paths["brain.nii.gz"],
-                                     {"name": "manual", "files": {"model.onnx": {"sha256": "x"}}},
-                                     out["lesions.parquet"], out["classes.nii.gz"], out["metrics.json"])
+                                     card, out["lesions.parquet"], out["classes.nii.gz"], out["metrics.json"])
     return metrics, out
 
 

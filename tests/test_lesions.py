@@ -1,4 +1,4 @@
-"""Lesion classes (reference 2-D rule), 3-D lesions and subject metrics (method.md sections 4-5).
+"""Lesion classes (reference 2-D rule), 3-D lesions and subject metrics (docs/method.md sections 4-5).
 
 The constructed cases use anisotropic pixels, dx = 0.75 mm (axis 0) and dy = 0.4 * pi mm
 (axis 1, about 1.2566 mm), chosen so that every boundary can be hit exactly: 10 pixels along
@@ -17,13 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
-from conftest import SampleSubject
+from msprofile.labels import LesionClass
 from msprofile.lesions import (
-    JCWMH,
     LESIONS_2D_COLUMNS,
     LESIONS_3D_COLUMNS,
-    PAWMH,
-    PEWMH,
     REFERENCE_RULE,
     classify_lesions_2d,
     csf_mask,
@@ -32,6 +29,9 @@ from msprofile.lesions import (
     subject_metrics,
 )
 
+from conftest import SampleSubject
+
+PEWMH, PAWMH, JCWMH = LesionClass.PEWMH, LesionClass.PAWMH, LesionClass.JCWMH
 DX, DY, DZ = 0.75, 0.4 * math.pi, 5.0
 VOXEL = (DX, DY, DZ)
 SHAPE = (80, 80)

@@ -10,16 +10,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from msprofile import demo
-from msprofile.phantom import (
-    DEEP,
-    JUXTACORTICAL,
-    MAX_SIGNAL,
-    PERIVENTRICULAR,
-    Phantom,
-    make_phantom,
-    write_phantom,
-)
+from msprofile.jobs.demo import write_phantom
+from msprofile.labels import LesionClass
+from msprofile.synthetic import demo_cohort as demo
+from msprofile.synthetic.phantom import MAX_SIGNAL, Phantom, make_phantom
+
+PERIVENTRICULAR, DEEP, JUXTACORTICAL = LesionClass.PEWMH, LesionClass.PAWMH, LesionClass.JCWMH
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SAMPLE_DIR = SHARED_DATA / "flair_sample"
@@ -293,7 +289,7 @@ def test_phantom_for_missing_age_and_unknown_id():
         demo.phantom_for("sub-unknown", seed=0)
 
 
-def test_demo_sheet(tmp_path):
+def test_demo_sheet():
     rows = demo.demo_sheet_rows("demo")
     assert [list(row) for row in rows] == [list(demo.SHEET_COLUMNS)] * 16
     first = rows[0]
@@ -303,11 +299,13 @@ def test_demo_sheet(tmp_path):
     assert {row["skull_stripped"] for row in rows} == {"false"}
     assert sorted(row["age"] for row in rows if not row["age"].isdigit()) == [""]
 
-    path = demo.write_demo_sheet(tmp_path / "subjects.tsv", "demo")
-    data = path.read_bytes()
+
+
+def test_shipped_sheet_is_the_demo_cohort():
+    """config/subjects.tsv lists exactly the demo subjects, as demo_sheet_rows writes them."""
+    data = (Path(__file__).resolve().parents[1] / "config" / "subjects.tsv").read_bytes()
     assert b"\r" not in data
     lines = data.decode().splitlines()
     assert lines[0].split("\t") == list(demo.SHEET_COLUMNS)
-    assert len(lines) == 17
-    assert all(len(line.split("\t")) == len(demo.SHEET_COLUMNS) for line in lines)
-    assert lines[1].split("\t") == [first[c] for c in demo.SHEET_COLUMNS]
+    assert [line.split("\t") for line in lines[1:]] == [
+        [row[c] for c in demo.SHEET_COLUMNS] for row in demo.demo_sheet_rows("../resources/demo")]

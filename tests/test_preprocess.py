@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from conftest import SampleSubject, dice
 from msprofile.geometry import Grid, labels_to_native, model_grid, resample, to_canonical
-from msprofile.preprocess import PreprocessSettings, denoise, preprocess, preprocess_subject
+from msprofile.jobs.preprocess import preprocess_subject
+from msprofile.preprocess import PreprocessSettings, denoise, preprocess
+
+from conftest import SampleSubject, dice
 
 SETTINGS = PreprocessSettings()
 

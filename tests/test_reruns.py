@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
+from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
+
 from conftest import REPO, change_config, make_project, planned_jobs, run_snakemake
-from msprofile.demo import DEMO_SUBJECTS
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
+
 from conftest import REPO, make_project, run_snakemake
-from msprofile.demo import DEMO_SUBJECTS
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import SampleSubject
 from msprofile.geometry import Grid
+from msprofile.labels import label_volume
 from msprofile.preprocess import preprocess
-from msprofile.segmentation.data import label_volume, labels_to_model, network_input, network_labels
+from msprofile.segmentation.data import labels_to_model, network_input, network_labels
 from msprofile.segmentation.infer import postprocess
 from msprofile.segmentation.train import configure_tensorflow
+
+from conftest import SampleSubject
 
 keras = pytest.importorskip("keras")
 
@@ -103,9 +105,8 @@ def test_short_training_on_real_slices_lowers_the_loss(real_slices):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
+    from msprofile.jobs.training import save_trained_model
     from msprofile.segmentation.model import build_attention_unet
-    from msprofile.segmentation.model_io import save_model
-
     from msprofile.segmentation.train import dice_ce_loss
 
     model = build_attention_unet(input_shape=(None, None, 1), base_filters=2)
@@ -117,12 +118,13 @@ def tiny_model_dir(tmp_path_factory):
     model.train_on_batch(rng.normal(size=(2, 32, 32, 1)).astype(np.float32), rng.integers(0, 3, (2, 32, 32)))
     folder = tmp_path_factory.mktemp("model")
     x = rng.normal(size=(2, 32, 32, 1)).astype(np.float32)
-    card = save_model(model, folder, {"name": "tiny"}, check_input=x)
+    card = save_trained_model(model, folder, {"name": "tiny"}, check_input=x)
     return folder, model, card
 
 
 def test_model_files_round_trip_keras_and_onnx_agree(tiny_model_dir):
-    from msprofile.segmentation.model_io import load_keras_model, load_network
+    from msprofile.io.models import load_keras_model
+    from msprofile.jobs.segmentation import load_network
 
     folder, model, card = tiny_model_dir
     assert set(card["files"]) == {"model.keras", "model.onnx"} and card["name"] == "tiny"
@@ -138,7 +140,8 @@ def test_model_files_round_trip_keras_and_onnx_agree(tiny_model_dir):
 def test_tampered_model_is_refused(tiny_model_dir, tmp_path):
     import shutil
 
-    from msprofile.segmentation.model_io import ModelError, load_network
+    from msprofile.io.models import ModelError
+    from msprofile.jobs.segmentation import load_network
 
     folder = tmp_path / "copy"
     shutil.copytree(tiny_model_dir[0], folder)
@@ -149,7 +152,7 @@ def test_tampered_model_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_gpu_required_but_absent_is_a_clear_error(tiny_model_dir):
-    from msprofile.segmentation.model_io import load_network
+    from msprofile.jobs.segmentation import load_network
 
     onnxruntime = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -166,8 +169,9 @@ def test_tensorflow_device_choice():
 
 
 def test_shipped_model_matches_its_card():
+    from msprofile.io.models import CARD_FILE, read_card, verified_path
+
     from conftest import REPO
-    from msprofile.segmentation.model_io import CARD_FILE, read_card, verified_path
 
     folder = REPO / "resources" / "models" / "msprofile-default"
     card = read_card(folder)

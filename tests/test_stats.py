@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as sps
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from msprofile import stats
+from msprofile.jobs.statistics import load_cohort_table, write_statistics
 
 REFERENCE_CSV = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cohort_seed"
                  / "brain_mri_analysis_results_PROCESSED_updated.csv")
@@ -543,7 +545,7 @@ def test_outliers_when_no_subject_has_an_age_group(tmp_path):
     assert flags.shape == (60, len(stats.OUTLIER_VARIABLES)) and not flags.to_numpy().any()
     kept, removed = stats.outliers(table)
     assert len(kept) == 60 and removed.empty and tuple(removed.columns) == stats.OUTLIERS_COLUMNS
-    results = stats.run_statistics(table, tmp_path, remove_outliers=True)
+    results = write_statistics(table, tmp_path, remove_outliers=True)
     assert (tmp_path / "outliers_removed.tsv").is_file() and results["outliers_removed"].empty
     pooled = results["descriptives"].query("variable == 'TotalVentricleArea' and group == 'all' "
                                            "and sex == 'all' and age_group == 'all'")
@@ -554,49 +556,49 @@ def test_outliers_when_no_subject_has_an_age_group(tmp_path):
 # loading and the stage
 
 
-def test_load_reference_table_and_errors(tmp_path):
+def test_load_cohort_table_and_errors(tmp_path):
     csv = tmp_path / "cohort.csv"
     csv.write_text("PatientID,PatientAge,PatientSex,StudyGroup,TotalIntracranialArea,TotalVentricleArea,"
                    "TotalWMHArea,TotalPeriArea,TotalParaArea,TotalJuxtArea\n"
                    "000123,44.0,0,MS,116268,559,180,23,134,23\n"
                    "000124,,1,HC,129157,459,0,0,0,0\n")
-    table = stats.load_reference_table(csv)
+    table = load_cohort_table(csv)
     assert table.subject_id.tolist() == ["000123", "000124"]
     assert table.sex.tolist() == ["F", "M"] and table.group.tolist() == ["MS", "HC"]
     assert table.age_years.iloc[0] == 44.0 and np.isnan(table.age_years.iloc[1])
     parquet = tmp_path / "cohort.parquet"
     table.to_parquet(parquet, index=False)
-    again = stats.load_reference_table(parquet)
+    again = load_cohort_table(parquet)
     pd.testing.assert_frame_equal(again[list(stats.COHORT_COLUMNS)], table[list(stats.COHORT_COLUMNS)],
                                   check_dtype=False)
 
     broken = tmp_path / "broken.csv"
     broken.write_text("PatientID,PatientAge,StudyGroup,TotalIntracranialArea\n1,40,HC,1000\n")
     with pytest.raises(ValueError) as err:
-        stats.load_reference_table(broken)
+        load_cohort_table(broken)
     message = str(err.value)
     assert "broken.csv" in message and "PatientSex" in message and "TotalJuxtArea" in message
     bad_sex = tmp_path / "bad_sex.csv"
     bad_sex.write_text(csv.read_text().replace(",1,HC,", ",2,HC,"))
     with pytest.raises(ValueError, match="bad_sex.csv.*PatientSex"):
-        stats.load_reference_table(bad_sex)
+        load_cohort_table(bad_sex)
     bad_group = tmp_path / "bad_group.csv"
     bad_group.write_text(csv.read_text().replace(",1,HC,", ",1,CIS,"))
     with pytest.raises(ValueError, match="bad_group.csv.*CIS"):
-        stats.load_reference_table(bad_group)
+        load_cohort_table(bad_group)
     with pytest.raises(FileNotFoundError, match="absent.csv"):
-        stats.load_reference_table(tmp_path / "absent.csv")
+        load_cohort_table(tmp_path / "absent.csv")
 
 
-def test_run_statistics_files_contract_and_determinism(tmp_path):
+def test_write_statistics_files_contract_and_determinism(tmp_path):
     table = random_cohort(120, seed=9)
     contracts = {"descriptives": stats.DESCRIPTIVES_COLUMNS, "tests": stats.TESTS_COLUMNS,
                  "correlations": stats.CORRELATIONS_COLUMNS, "regressions": stats.REGRESSIONS_COLUMNS,
                  "outliers_removed": stats.OUTLIERS_COLUMNS}
-    first = stats.run_statistics(table, tmp_path / "a")
+    first = write_statistics(table, tmp_path / "a")
     assert set(first) == set(contracts) - {"outliers_removed"}
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(f"{k}.tsv" for k in first)
-    second = stats.run_statistics(table.sample(frac=1.0, random_state=3), tmp_path / "b", remove_outliers=True)
+    second = write_statistics(table.sample(frac=1.0, random_state=3), tmp_path / "b", remove_outliers=True)
     assert set(second) == set(contracts)
     for name, columns in contracts.items():
         path = tmp_path / "b" / f"{name}.tsv"
@@ -604,7 +606,7 @@ def test_run_statistics_files_contract_and_determinism(tmp_path):
         back = pd.read_csv(path, sep="\t", keep_default_na=True)
         assert tuple(back.columns) == columns and len(back) == len(second[name])
     # equal input, identical bytes (row order of the input does not matter)
-    stats.run_statistics(table.sample(frac=1.0, random_state=4), tmp_path / "c")
+    write_statistics(table.sample(frac=1.0, random_state=4), tmp_path / "c")
     for name in first:
         assert (tmp_path / "a" / f"{name}.tsv").read_bytes() == (tmp_path / "c" / f"{name}.tsv").read_bytes()
     # no temporary files left behind
@@ -615,7 +617,7 @@ def test_reference_table():
     if not REFERENCE_CSV.is_file():
         pytest.skip(f"reference cohort table not found at {REFERENCE_CSV.resolve()} "
                     "(it ships beside the repository as ../shared/data/cohort_seed)")
-    table = stats.load_reference_table(REFERENCE_CSV)
+    table = load_cohort_table(REFERENCE_CSV)
     assert len(table) == 1380
     assert table.group.value_counts().to_dict() == {"HC": 999, "MS": 381}
     assert (table.TotalWMHArea == table.TotalPeriArea + table.TotalParaArea + table.TotalJuxtArea).all()
@@ -625,11 +627,11 @@ def test_reference_table():
     import tempfile
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        results = stats.run_statistics(table, out)
+        results = write_statistics(table, out)
         elapsed = time.perf_counter() - start
         assert sorted(p.name for p in Path(out).iterdir()) == [
             "correlations.tsv", "descriptives.tsv", "regressions.tsv", "tests.tsv"]
-    print(f"run_statistics on the reference table: {elapsed:.2f} s")
+    print(f"write_statistics on the reference table: {elapsed:.2f} s")
     assert elapsed < 10  # target well under 2 s on one core; generous here for a loaded machine
     desc = results["descriptives"]
     pooled = desc[(desc.group == "all") & (desc.sex == "all")]

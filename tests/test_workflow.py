@@ -13,9 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import (REPO, SAMPLE_IDS, SHARED_DATA, SampleSubject, change_config, dice, make_project,
-                      require_flair_sample, run_snakemake)
-from msprofile.demo import DEMO_SUBJECTS
+from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
+
+from conftest import (
+    REPO,
+    SAMPLE_IDS,
+    SHARED_DATA,
+    SampleSubject,
+    change_config,
+    dice,
+    make_project,
+    require_flair_sample,
+    run_snakemake,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +76,7 @@ def test_demo_is_segmented_and_evaluated(demo_run):
 def test_demo_report_holds_every_figure_and_table(demo_run):
     """`snakemake --report` embeds each result file (base64 data URI): every QC image, the
     segmentation accuracy table and figure, every statistics table and every cohort figure."""
-    from msprofile.figures import figure_names
+    from msprofile.outputs import figure_names
 
     result = run_snakemake(demo_run, "--report", "report.html")
     assert "WARNING" not in result.stdout + result.stderr, "docutils warnings break report captions"
@@ -185,7 +195,7 @@ def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
     hc_vs_ms = tests_table[tests_table["analysis"] == "hc_vs_ms"]
     assert len(hc_vs_ms) and set(zip(hc_vs_ms["n1"], hc_vs_ms["n2"])) == {(381, 999)}
     assert hc_vs_ms["p_adjusted"].notna().all()
-    from msprofile.figures import figure_names
+    from msprofile.outputs import figure_names
 
     for folder, remove_outliers in (("figures", False), ("figures_outliers_removed", True)):
         written = sorted(p.name for p in (project / "results" / folder).iterdir())

@@ -1,24 +1,26 @@
-"""Glue between Snakemake jobs and the package: logging for the scripts under workflow/scripts."""
+"""The failure protocol of per-subject steps (config ``on_error``): which errors belong to a
+subject, the failure record ``failure.json`` and the empty placeholder files that stand in
+for the outputs of a failed step, so that one broken subject does not stop a cohort.
+
+The subject-error types: :class:`~msprofile.io.InputImageError` (an input that cannot be
+processed; its message names subject, file and problem) and the other :data:`SUBJECT_ERRORS`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import time
 import traceback
-import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Iterator
 
-from .io import InputImageError, atomic_path, save_json
+from .io import InputImageError, load_json, save_json, write_empty_file
+
+__all__ = ["FAILURE_FILE", "ON_ERROR_CHOICES", "SUBJECT_ERRORS", "InputImageError", "is_placeholder", "read_failure",
+           "run_subject_step"]
 
 log = logging.getLogger("msprofile")
 
-
-# ---------------------------------------------------------------------------------------------
-# Failure isolation (config `on_error`)
 
 #: The values of the config key ``on_error``.
 ON_ERROR_CHOICES = ("record", "stop")
@@ -44,7 +46,7 @@ def read_failure(subject_dir: str | os.PathLike) -> dict | None:
     path = Path(subject_dir) / FAILURE_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    return load_json(path)
 
 
 def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, upstream, outputs,
@@ -89,7 +91,4 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
 
 def _write_placeholders(paths) -> None:
     for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(b"")
+        write_empty_file(path)

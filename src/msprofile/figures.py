@@ -1,7 +1,7 @@
-"""Cohort figures (method.md section 7): one function per figure, each writing a PNG (300 dpi)
-and a vector PDF.
+"""Cohort figures (docs/method.md section 7): one function per figure, each drawing a matplotlib
+figure that :mod:`msprofile.jobs.statistics` writes as a PNG (300 dpi) and a vector PDF.
 
-Every figure function has the signature ``(table, png_path, pdf_path, **options)``:
+Every figure function has the signature ``(table, **options)``:
 
 ``table``
     a cohort table as :mod:`msprofile.stats` accepts it (raw, or already the output of
@@ -13,9 +13,9 @@ Every figure function has the signature ``(table, png_path, pdf_path, **options)
     an optional line added under the figure title (:func:`all_figures` uses it to say that
     outliers were removed).
 
-and returns a small summary dict (paths, pixel size, every text drawn in the figure and the
-counts the figure shows, e.g. how many lesion-free subjects the log axis leaves out), so that
-callers and tests can check what a figure says without reading pixels.
+and returns a :class:`CohortFigure`: the figure, and a summary of what it shows (every text
+drawn in it and the counts the figure shows, e.g. how many lesion-free subjects the log axis
+leaves out), so that callers and tests can check what a figure says without reading pixels.
 
 Numbers come from :mod:`msprofile.stats` (``descriptives``, ``regressions``, ``correlations``,
 ``outlier_flags``, ``outliers``); nothing statistical is recomputed here except the 95%
@@ -26,52 +26,47 @@ Conventions, defined once below: colours (:data:`GROUP_COLOURS` HC vs MS,
 :data:`SEX_COLOURS` female vs male, :data:`CLASS_COLOURS` lesion classes; Okabe-Ito
 colour-blind-safe hues), figure sizes (:data:`FIGURE_SIZES`, inches; at
 :data:`FIGURE_DPI` = 300 a 7 x 5 in figure is 2100 x 1500 px), fonts (:data:`STYLE`, applied
-with ``matplotlib.rc_context`` only while a figure is built and saved). Only the object API
+with ``matplotlib.rc_context`` only while a figure is built and while it is saved). Only the object API
 is used (``matplotlib.figure.Figure``, Agg canvas for the PNG), never pyplot's global figure
 state. Subjects a figure cannot show (no age group, no age, lesion-free on a log axis) are
 counted in the figure, never dropped silently.
 
 Output is deterministic: equal input gives byte-identical files (PNG: RGB, 300 dpi in the
-pHYs chunk, no text chunks; PDF: no creation date, producer or creator). Files are written
-atomically (:func:`msprofile.io.atomic_path`). Dense scatters are rasterised inside the PDF
+pHYs chunk, no text chunks; PDF: no creation date, producer or creator), written atomically
+by :func:`msprofile.io.save_figure`. Dense scatters are rasterised inside the PDF
 (``rasterized=True``), everything else stays vector.
 
 Speed (the reference spent 14 s on its figures, over half of it writing six 300-dpi PNGs):
 moderate figure sizes; the layout is fixed in inches (no constrained layout, whose solver
 cost as much as drawing) and titles sit at a fixed height (``axes.titley``); no per-point
-Python loops; the PNG is written from the Agg buffer as RGB with zlib level 1
-(:data:`PNG_COMPRESS_LEVEL`); :func:`all_figures` computes the statistics once.
+Python loops; the PNG is written from the Agg buffer as RGB with zlib level 1;
+:func:`all_figures` computes the statistics once.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import textwrap
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import matplotlib
 import matplotlib.lines
 import matplotlib.transforms
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.text import Text
-from PIL import Image
 from scipy import stats as sps
 
 from . import stats
-from .io import atomic_path
+from .outputs import figure_names
 
 # ---------------------------------------------------------------------------------------------
 # Conventions
 
 FIGURE_DPI = 300
-FIGURE_NAMES = ("demographics", "ventricular_burden", "lesion_burden", "ms_lesion_profile", "burden_vs_age",
-                "correlation_heatmaps", "outlier_overview")
 FIGURE_SIZES = {  # inches (width, height)
     "demographics": (7.0, 5.5),
     "ventricular_burden": (7.0, 5.5),
@@ -132,8 +127,6 @@ STYLE = {
     "axes.titley": 1.0,  # a fixed title position: no per-draw search for overlapping tick labels
     "axes.titlepad": 4.0,
 }
-PNG_COMPRESS_LEVEL = 1  # zlib level: a quarter faster than the default 6 for ~10% larger files
-PDF_METADATA = {"CreationDate": None, "Producer": None, "Creator": None}
 CONFIDENCE = 0.95
 
 
@@ -203,20 +196,24 @@ def _grid(fig: Figure, nrows: int, ncols: int, *, left: float, right: float, top
                             wspace=wgap / aw, hspace=hgap / ah, **kwargs)
 
 
-def _save(fig: Figure, name: str, png_path, pdf_path, **summary) -> dict:
-    """Write ``fig`` as PNG (RGB, 300 dpi) and PDF, atomically and without dates or software
-    tags; return the summary dict."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    width, height = canvas.get_width_height(physical=True)
-    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
-    with atomic_path(png_path, suffix=".png") as tmp:
-        image.save(tmp, format="png", dpi=(FIGURE_DPI, FIGURE_DPI), compress_level=PNG_COMPRESS_LEVEL)
-    with atomic_path(pdf_path, suffix=".pdf") as tmp:
-        fig.savefig(tmp, format="pdf", dpi=FIGURE_DPI, metadata=PDF_METADATA)
-    texts = tuple(t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text())
-    return {"name": name, "png": Path(png_path), "pdf": Path(pdf_path), "size_px": (width, height),
-            "texts": texts, **summary}
+@dataclass
+class CohortFigure:
+    """A drawn cohort figure: ``name`` (its file stem, one of
+    :data:`msprofile.outputs.FIGURE_NAMES`), the matplotlib ``figure`` and a ``summary`` of what
+    it shows (the counts and values each figure function documents)."""
+
+    name: str
+    figure: Figure
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Every visible text drawn in the figure."""
+        return tuple(t.get_text() for t in self.figure.findobj(Text) if t.get_visible() and t.get_text())
+
+
+def _finish(fig: Figure, name: str, **summary) -> CohortFigure:
+    return CohortFigure(name, fig, summary)
 
 
 def _unassigned_note(d: pd.DataFrame) -> str | None:
@@ -267,8 +264,8 @@ def _light_grid(ax, axis: str = "y") -> None:
 # ---------------------------------------------------------------------------------------------
 # 1. Demographics
 
-def demographics(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
-                 note: str | None = None) -> dict:
+def demographics(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                 note: str | None = None) -> CohortFigure:
     """Sex pie charts (all / HC / MS; each wedge with n and percentage) and age histograms by
     group (HC, MS) with female and male bars side by side (one set of 5-year bins for both
     panels, axes "Age (years)" and "Subjects"). Subjects with unknown sex get a grey wedge and
@@ -341,14 +338,14 @@ def demographics(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares:
             ax.set_title(f"{g}: age by sex (n = {int(in_group.sum())}; 5-year bins)")
             ax.legend(loc="upper right", title=f"{no_age[g]} without age, not shown" if no_age[g] else None)
             _light_grid(ax)
-        return _save(fig, "demographics", png_path, pdf_path, counts=counts, n_without_age=no_age)
+        return _finish(fig, "demographics", counts=counts, n_without_age=no_age)
 
 
 # ---------------------------------------------------------------------------------------------
 # 2, 3. Burden by age group
 
-def _burden_by_age(d: pd.DataFrame, name: str, variables: tuple[str, str], title: str, note, png_path,
-                   pdf_path, descriptives) -> dict:
+def _burden_by_age(d: pd.DataFrame, name: str, variables: tuple[str, str], title: str, note,
+                   descriptives) -> CohortFigure:
     desc = _lookup(stats.descriptives(d) if descriptives is None else descriptives)
     fig = _new_figure(name)
     handles = [Patch(facecolor=SEX_COLOURS[s], label=SEX_NAMES[s]) for s in stats.SEXES]
@@ -401,7 +398,7 @@ def _burden_by_age(d: pd.DataFrame, name: str, variables: tuple[str, str], title
             _light_grid(ax)
             if r == 1:
                 ax.set_xlabel("Age group (years)")
-    return _save(fig, name, png_path, pdf_path, cells=cells, n_without_age_group=int(d[stats.AGE_GROUP].isna().sum()))
+    return _finish(fig, name, cells=cells, n_without_age_group=int(d[stats.AGE_GROUP].isna().sum()))
 
 
 _BURDEN_DOC = """by age group: rows HC and MS, columns {area} (mm²) and {ratio}
@@ -424,20 +421,20 @@ _BURDEN_DOC = """by age group: rows HC and MS, columns {area} (mm²) and {ratio}
     order, sex ``all`` for the pooled tick), ``n_without_age_group``."""
 
 
-def ventricular_burden(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
-                       note: str | None = None, descriptives: pd.DataFrame | None = None) -> dict:
+def ventricular_burden(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                       note: str | None = None, descriptives: pd.DataFrame | None = None) -> CohortFigure:
     with matplotlib.rc_context(STYLE):
         d = _prepare(table, lesion_free_shares)
         return _burden_by_age(d, "ventricular_burden", ("TotalVentricleArea", "VentricleRatio"),
-                              "Ventricular burden by age group and sex", note, png_path, pdf_path, descriptives)
+                              "Ventricular burden by age group and sex", note, descriptives)
 
 
-def lesion_burden(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
-                  note: str | None = None, descriptives: pd.DataFrame | None = None) -> dict:
+def lesion_burden(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                  note: str | None = None, descriptives: pd.DataFrame | None = None) -> CohortFigure:
     with matplotlib.rc_context(STYLE):
         d = _prepare(table, lesion_free_shares)
         return _burden_by_age(d, "lesion_burden", ("TotalWMHArea", "WMHRatio"),
-                              "Total lesion (WMH) burden by age group and sex", note, png_path, pdf_path, descriptives)
+                              "Total lesion (WMH) burden by age group and sex", note, descriptives)
 
 
 ventricular_burden.__doc__ = "Ventricular burden " + _BURDEN_DOC.replace("{area}", "ventricle area").replace(
@@ -450,8 +447,8 @@ lesion_burden.__doc__ = ("Total lesion burden " + _BURDEN_DOC.replace("{area}", 
 # ---------------------------------------------------------------------------------------------
 # 4. MS lesion-class profile
 
-def ms_lesion_profile(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
-                      note: str | None = None, descriptives: pd.DataFrame | None = None) -> dict:
+def ms_lesion_profile(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                      note: str | None = None, descriptives: pd.DataFrame | None = None) -> CohortFigure:
     """MS lesion-class profile by age group: rows all / female / male; left the mean class
     areas (mm², stacked periventricular, paraventricular, juxtacortical: the stack height is
     the mean total lesion area, because the classes add up to the total), right the mean
@@ -525,14 +522,14 @@ def ms_lesion_profile(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_sh
                 _light_grid(ax)
                 if r == 2:
                     ax.set_xlabel("Age group (years)")
-        return _save(fig, "ms_lesion_profile", png_path, pdf_path, profile=profile, n_lesion_free_ms=lesion_free)
+        return _finish(fig, "ms_lesion_profile", profile=profile, n_lesion_free_ms=lesion_free)
 
 
 # ---------------------------------------------------------------------------------------------
 # 5. Burden versus age
 
-def burden_vs_age(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
-                  note: str | None = None, regressions: pd.DataFrame | None = None) -> dict:
+def burden_vs_age(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                  note: str | None = None, regressions: pd.DataFrame | None = None) -> CohortFigure:
     """VentricleRatio (linear y axis) and WMHRatio (log y axis) against age, one colour per
     group, with each group's quadratic OLS trend (age + age², coefficients and R² from
     :func:`msprofile.stats.regressions`, fitted on all subjects with age and value, lesion-free
@@ -602,15 +599,15 @@ def burden_vs_age(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42 / axes_height), markerscale=2.5,
                       handlelength=1.5, title=legend_title, borderaxespad=0.0)
             _light_grid(ax, "both")
-        return _save(fig, "burden_vs_age", png_path, pdf_path, n_not_shown_log_axis=left_out,
+        return _finish(fig, "burden_vs_age", n_not_shown_log_axis=left_out,
                      r_squared=r_squared, n_without_age=no_age)
 
 
 # ---------------------------------------------------------------------------------------------
 # 6. Correlation heatmaps
 
-def correlation_heatmaps(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
-                         note: str | None = None, correlations: pd.DataFrame | None = None) -> dict:
+def correlation_heatmaps(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                         note: str | None = None, correlations: pd.DataFrame | None = None) -> CohortFigure:
     """Spearman correlation matrices per group (:func:`msprofile.stats.correlations`: complete
     cases of :data:`msprofile.stats.CORRELATION_VARIABLES`), drawn as the lower triangle (each
     pair once, no diagonal), every cell annotated with rho and an asterisk where the
@@ -672,7 +669,7 @@ def correlation_heatmaps(table: pd.DataFrame, png_path, pdf_path, *, lesion_free
         cax = fig.add_axes(((x_start + 2 * side + gap + cbar_gap) / w, (y0 + 0.1 * side) / h, cbar_w / w,
                             0.8 * side / h))
         fig.colorbar(image, cax=cax, label="Spearman ρ", ticks=[-1, -0.5, 0, 0.5, 1])
-        return _save(fig, "correlation_heatmaps", png_path, pdf_path, rho=matrices)
+        return _finish(fig, "correlation_heatmaps", rho=matrices)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -681,9 +678,9 @@ def correlation_heatmaps(table: pd.DataFrame, png_path, pdf_path, *, lesion_free
 OUTLIER_ROW_LABEL_LIMIT = 70
 
 
-def outlier_overview(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_shares: str = "missing",
+def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
                      note: str | None = None, iqr_factor: float = 2.0, z_threshold: float = 3.5,
-                     min_stratum: int = 5, min_flags: int = 3, mad_zero: str = "no_flag") -> dict:
+                     min_stratum: int = 5, min_flags: int = 3, mad_zero: str = "no_flag") -> CohortFigure:
     """The outlier rule's result (:func:`msprofile.stats.outlier_flags` and
     :func:`msprofile.stats.outliers` with the given options) on the table *before* removal.
 
@@ -782,7 +779,7 @@ def outlier_overview(table: pd.DataFrame, png_path, pdf_path, *, lesion_free_sha
         else:
             _empty_panel(ax, "no subject removed")
         ax.set_title(f"Removed subjects (n = {len(rows)}) and their flags")
-        return _save(fig, "outlier_overview", png_path, pdf_path, n_removed=len(rows), n_flagged=n_flagged)
+        return _finish(fig, "outlier_overview", n_removed=len(rows), n_flagged=n_flagged)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -799,9 +796,34 @@ FIGURES = {
 }
 
 
-def figure_names(remove_outliers: bool = False) -> tuple[str, ...]:
-    """The figures :func:`all_figures` writes: all of :data:`FIGURE_NAMES`, without
-    ``outlier_overview`` unless ``remove_outliers``."""
-    return tuple(n for n in FIGURE_NAMES if remove_outliers or n != "outlier_overview")
+def all_figures(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
+                remove_outliers: bool = False) -> dict[str, CohortFigure]:
+    """Every cohort figure, by name, in :func:`msprofile.outputs.figure_names` order.
 
-
+    The table is derived once (``lesion_free_shares``) and the statistics the figures draw
+    (descriptives, regressions, correlations) are computed once. With ``remove_outliers`` the
+    reference rule (:func:`msprofile.stats.outliers`, defaults) removes subjects first, as the
+    statistics stage does; every figure then shows the kept subjects and says so under its
+    title, and ``outlier_overview`` (drawn on the table before removal) shows who was removed
+    and why. Without outlier removal there is nothing to overview, so that figure is not drawn.
+    """
+    d = _prepare(table, lesion_free_shares)
+    data, note = d, None
+    if remove_outliers:
+        data, removed = stats.outliers(d)
+        data.attrs["notes"] = dict(d.attrs.get("notes", {}))
+        note = f"after outlier removal: {len(removed)} of {len(d)} subjects removed (reference rule)"
+    precomputed = {
+        "ventricular_burden": {"descriptives": stats.descriptives(data)},
+        "correlation_heatmaps": {"correlations": stats.correlations(data)},
+        "burden_vs_age": {"regressions": stats.regressions(data)},
+    }
+    precomputed["lesion_burden"] = precomputed["ms_lesion_profile"] = precomputed["ventricular_burden"]
+    drawn: dict[str, CohortFigure] = {}
+    for name in figure_names(remove_outliers):
+        if name == "outlier_overview":
+            drawn[name] = outlier_overview(d, lesion_free_shares=lesion_free_shares)
+        else:
+            drawn[name] = FIGURES[name](data, lesion_free_shares=lesion_free_shares, note=note,
+                                        **precomputed.get(name, {}))
+    return drawn

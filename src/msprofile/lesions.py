@@ -1,14 +1,14 @@
-"""Lesion classes and per-subject lesion metrics (method.md sections 4 and 5), as pure
+"""Lesion classes and per-subject lesion metrics (docs/method.md sections 4 and 5), as pure
 functions on arrays.
 
 Every function works on one subject's **native grid**: arrays of shape ``(nx, ny, nz)`` with
 the axial slices on the LAST axis, and voxel sizes ``(dx, dy, dz)`` in mm along the array axes
-0, 1, 2 (``dx`` need not equal ``dy``). Label volumes use the project's codes: 0 background,
+0, 1, 2 (``dx`` need not equal ``dy``). Label volumes use :class:`msprofile.labels.SegmentationClass`: 0 background,
 1 ventricles, 2 lesions (abnormal white-matter hyperintensities).
 
 Pipeline::
 
-    csf = csf_mask(flair, brain, labels == VENTRICLES, voxel_size_mm)
+    csf = csf_mask(flair, brain, labels == SegmentationClass.VENTRICLES, voxel_size_mm)
     class_volume, lesions2d = classify_lesions_2d(labels, voxel_size_mm, csf)
     lesions3d = lesions_3d(labels, class_volume, voxel_size_mm)
     metrics = subject_metrics(labels, class_volume, brain, voxel_size_mm, lesions2d, lesions3d)
@@ -36,7 +36,7 @@ Conventions a caller must know
   mm from that point to the nearest ventricle pixel centre (a k-d tree over the slice's
   ventricle pixels), not a distance-map value read at a rounded pixel.
 * **Touching and overlap.** One label volume cannot hold a voxel that is both lesion and
-  ventricle (the lesion wins, method.md section 2), so a lesion touching the ventricle has an
+  ventricle (the lesion wins, docs/method.md section 2), so a lesion touching the ventricle has an
   edge distance of one pixel step (``dx``, ``dy`` or the diagonal), which is at most 7.5 mm for
   any in-plane pixel up to 5.3 mm: a lesion touching the ventricle is always PEWMH. A CSF mask
   passed by a caller may overlap a lesion; overlap gives an edge distance of 0 (within 6 mm).
@@ -66,15 +66,14 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-BACKGROUND, VENTRICLES, LESIONS = 0, 1, 2
-PEWMH, PAWMH, JCWMH = 1, 2, 3
-CLASS_NAMES: dict[int, str] = {PEWMH: "PEWMH", PAWMH: "PAWMH", JCWMH: "JCWMH"}
+from .labels import LESION_CLASSES, LesionClass, SegmentationClass
+
 # Order of precedence of the 2-D rule (also the tie-break of the 3-D rule).
-CLASS_PRECEDENCE: tuple[int, ...] = (PEWMH, JCWMH, PAWMH)
+CLASS_PRECEDENCE: tuple[LesionClass, ...] = (LesionClass.PEWMH, LesionClass.JCWMH, LesionClass.PAWMH)
 TOLERANCE = 1e-6
 # The reference's intracranial window: 0-based slice indices 8..15 (8 slices).
 REFERENCE_WINDOW = slice(8, 16)
-# Cohort-table column (method.md section 5) -> key of subject_metrics().
+# Cohort-table column (docs/method.md section 5) -> key of subject_metrics().
 REFERENCE_COLUMNS: dict[str, str] = {
     "TotalIntracranialArea": "intracranial_area_mm2",
     "TotalVentricleArea": "ventricle_area_mm2",
@@ -99,7 +98,7 @@ LESIONS_3D_COLUMNS = (
 
 @dataclass(frozen=True)
 class LesionRule:
-    """Thresholds of the 2-D rule (defaults: the reference, method.md section 4).
+    """Thresholds of the 2-D rule (defaults: the reference, docs/method.md section 4).
 
     ``periventricular_edge_mm``: lesion edge to ventricle; ``periventricular_centroid_mm``:
     lesion centroid to ventricle; ``juxtacortical_edge_mm``: lesion edge to cortical CSF;
@@ -237,10 +236,10 @@ def classify_lesions_2d(labels: np.ndarray, voxel_size_mm, csf: np.ndarray,
     class_volume = np.zeros(labels.shape, dtype=np.uint8)
     tables = []
     for k in range(labels.shape[2]):
-        lesion = labels[..., k] == LESIONS
+        lesion = labels[..., k] == SegmentationClass.LESIONS
         if not lesion.any():
             continue
-        table, classes = _classify_slice(lesion, labels[..., k] == VENTRICLES, csf[..., k], dx, dy, rule)
+        table, classes = _classify_slice(lesion, labels[..., k] == SegmentationClass.VENTRICLES, csf[..., k], dx, dy, rule)
         table.insert(0, "slice", k)
         class_volume[..., k] = classes
         tables.append(table)
@@ -289,7 +288,7 @@ def _classify_slice(lesion, ventricles, csf, dx, dy, rule: LesionRule):
         "centroid_to_ventricle_mm": centroid_v,
         "edge_to_csf_mm": edge_c,
         "class_code": codes.astype(np.int64),
-        "class_name": [CLASS_NAMES[int(c)] for c in codes],
+        "class_name": [LesionClass(int(c)).name for c in codes],
     })
     return table, lookup[components]
 
@@ -301,7 +300,7 @@ def _apply_rule(edge_v, centroid_v, edge_c, area_mm2, rule: LesionRule) -> np.nd
             centroid_v <= rule.periventricular_centroid_mm + TOLERANCE)
         juxta = (edge_c <= rule.juxtacortical_edge_mm + TOLERANCE) & (
             area_mm2 <= rule.juxtacortical_max_area_mm2 + TOLERANCE)
-    return np.where(peri, PEWMH, np.where(juxta, JCWMH, PAWMH)).astype(np.uint8)
+    return np.where(peri, LesionClass.PEWMH, np.where(juxta, LesionClass.JCWMH, LesionClass.PAWMH)).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +339,7 @@ def lesions_3d(labels: np.ndarray, class_volume: np.ndarray, voxel_size_mm) -> p
     labels = _check_labels(labels)
     class_volume = _check_class_volume(labels, class_volume)
     dx, dy, dz = _voxel_size_3d(voxel_size_mm)
-    components, n = ndimage.label(labels == LESIONS, structure=_TWENTY_SIX)
+    components, n = ndimage.label(labels == SegmentationClass.LESIONS, structure=_TWENTY_SIX)
     if n == 0:
         return _empty_3d()
     inside = components > 0
@@ -359,12 +358,12 @@ def lesions_3d(labels: np.ndarray, class_volume: np.ndarray, voxel_size_mm) -> p
         "n_slices": last - first + 1,
         "first_slice": first,
         "last_slice": last,
-        "voxels_pewmh": per_class[:, PEWMH].astype(np.int64),
-        "voxels_pawmh": per_class[:, PAWMH].astype(np.int64),
-        "voxels_jcwmh": per_class[:, JCWMH].astype(np.int64),
+        "voxels_pewmh": per_class[:, LesionClass.PEWMH].astype(np.int64),
+        "voxels_pawmh": per_class[:, LesionClass.PAWMH].astype(np.int64),
+        "voxels_jcwmh": per_class[:, LesionClass.JCWMH].astype(np.int64),
         "class_code": codes,
-        "class_name": [CLASS_NAMES[int(c)] for c in codes],
-        "any_periventricular": per_class[:, PEWMH] > 0,
+        "class_name": [LesionClass(int(c)).name for c in codes],
+        "any_periventricular": per_class[:, LesionClass.PEWMH] > 0,
     })
 
 
@@ -417,10 +416,10 @@ def subject_metrics(labels: np.ndarray, class_volume: np.ndarray, brain: np.ndar
 
     areas = {
         "intracranial_area_mm2": int(brain.sum()) * pixel_area,
-        "ventricle_area_mm2": int((labels == VENTRICLES).sum()) * pixel_area,
-        "pewmh_area_mm2": int(class_counts[PEWMH]) * pixel_area,
-        "pawmh_area_mm2": int(class_counts[PAWMH]) * pixel_area,
-        "jcwmh_area_mm2": int(class_counts[JCWMH]) * pixel_area,
+        "ventricle_area_mm2": int((labels == SegmentationClass.VENTRICLES).sum()) * pixel_area,
+        "pewmh_area_mm2": int(class_counts[LesionClass.PEWMH]) * pixel_area,
+        "pawmh_area_mm2": int(class_counts[LesionClass.PAWMH]) * pixel_area,
+        "jcwmh_area_mm2": int(class_counts[LesionClass.JCWMH]) * pixel_area,
     }
     areas["lesion_area_mm2"] = areas["pewmh_area_mm2"] + areas["pawmh_area_mm2"] + areas["jcwmh_area_mm2"]
     metrics: dict = dict(areas)
@@ -437,7 +436,7 @@ def subject_metrics(labels: np.ndarray, class_volume: np.ndarray, brain: np.ndar
     codes3d = lesions3d["class_code"].to_numpy() if len(lesions3d) else np.zeros(0, dtype=np.int64)
     metrics["n_lesions_2d"] = int(len(codes2d))
     metrics["n_lesions_3d"] = int(len(codes3d))
-    for code, name in CLASS_NAMES.items():
+    for code, name in ((c, c.name) for c in LESION_CLASSES):
         metrics[f"n_lesions_2d_{name.lower()}"] = int((codes2d == code).sum())
         metrics[f"n_lesions_3d_{name.lower()}"] = int((codes3d == code).sum())
     metrics["n_lesions_3d_any_periventricular"] = (
@@ -455,7 +454,7 @@ def lesion_profile(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, vox
     :func:`lesions_3d` and :func:`subject_metrics` on one subject (arrays ``(nx, ny, nz)``)."""
     labels = _check_labels(labels)
     if csf is None:
-        csf = csf_mask(flair, brain, labels == VENTRICLES, voxel_size_mm, csf_settings)
+        csf = csf_mask(flair, brain, labels == SegmentationClass.VENTRICLES, voxel_size_mm, csf_settings)
     class_volume, lesions2d = classify_lesions_2d(labels, voxel_size_mm, csf, rule)
     lesions3d = lesions_3d(labels, class_volume, voxel_size_mm)
     metrics = subject_metrics(labels, class_volume, brain, voxel_size_mm, lesions2d, lesions3d)
@@ -472,7 +471,7 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
         raise ValueError(f"labels must be 3-D (nx, ny, nz) with slices on the last axis, got shape {labels.shape}")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise ValueError(f"labels must be an integer array, got {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() > LESIONS):
+    if labels.size and (labels.min() < 0 or labels.max() > SegmentationClass.LESIONS):
         raise ValueError(f"labels must hold only 0 (background), 1 (ventricles), 2 (lesions); "
                          f"found values {np.unique(labels)[:10].tolist()}")
     return labels
@@ -482,8 +481,8 @@ def _check_class_volume(labels: np.ndarray, class_volume: np.ndarray) -> np.ndar
     class_volume = np.asarray(class_volume)
     if class_volume.shape != labels.shape:
         raise ValueError(f"class volume shape {class_volume.shape} differs from labels shape {labels.shape}")
-    lesion = labels == LESIONS
-    if np.any((class_volume > 0) != lesion) or np.any(class_volume[lesion] > JCWMH):
+    lesion = labels == SegmentationClass.LESIONS
+    if np.any((class_volume > 0) != lesion) or np.any(class_volume[lesion] > LesionClass.JCWMH):
         raise ValueError("class volume must hold a class 1-3 at every lesion voxel and 0 elsewhere")
     return class_volume
 
@@ -523,3 +522,11 @@ def _empty_3d() -> pd.DataFrame:
     dtypes = {c: ("float64" if c in floats else "int64") for c in LESIONS_3D_COLUMNS}
     dtypes.update(class_name="str", any_periventricular="bool")
     return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in LESIONS_3D_COLUMNS})
+
+
+def lesion_table(lesions2d: pd.DataFrame, lesions3d: pd.DataFrame, subject_id: str) -> pd.DataFrame:
+    """One table of both lesion kinds: ``kind`` is ``2d`` (one axial slice, area in mm^2) or
+    ``3d`` (a connected component, volume in mL); columns that do not apply are missing."""
+    table = pd.concat([lesions2d.assign(kind="2d"), lesions3d.assign(kind="3d")], ignore_index=True)
+    table.insert(0, "subject_id", subject_id)
+    return table[["subject_id", "kind", *[c for c in table.columns if c not in ("subject_id", "kind")]]]

@@ -1,5 +1,5 @@
 """Per-subject preprocessing: canonical orientation, denoising, brain mask, normalisation,
-resampling to the model grid, and QC measures (method.md section 1).
+resampling to the model grid, and QC measures (docs/method.md section 1).
 
 The reference sharpened instead of denoising, fitted an ellipse instead of extracting the
 brain, normalised with a window taken outside the brain and never updated the affine. Here:
@@ -16,7 +16,6 @@ brain, normalised with a window taken outside the brain and never updated the af
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -24,7 +23,6 @@ from scipy import ndimage
 from . import __version__
 from .brainmask import BrainMaskSettings, brain_mask
 from .geometry import Grid, from_canonical, model_grid, resample, to_canonical
-from .io import InputImageError, atomic_path, load_image, save_json, save_nifti
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class PreprocessSettings:
     brain_mask: BrainMaskSettings = field(default_factory=BrainMaskSettings)
 
     @classmethod
-    def from_config(cls, section: dict) -> "PreprocessSettings":
+    def from_config(cls, section: dict) -> PreprocessSettings:
         """Build from the config's ``preprocess`` mapping (keys as the field names)."""
         section = dict(section)
         mask = BrainMaskSettings(**section.pop("brain_mask", {}))
@@ -225,8 +223,8 @@ def qc_figure(image: np.ndarray, mask: np.ndarray, n_slices: int = 8) -> tuple[n
     return np.concatenate(rows, axis=0), [int(k) for k in chosen], tiles[0].shape[:2]
 
 
-def write_qc_png(image: np.ndarray, mask: np.ndarray, path: str | Path, title: str) -> None:
-    """Write :func:`qc_figure` as a PNG with a title line and slice numbers, atomically."""
+def qc_image(image: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
+    """:func:`qc_figure` with a title line and the slice numbers: RGB uint8 (H, W, 3)."""
     from PIL import Image, ImageDraw
 
     montage, slices, (tile_h, tile_w) = qc_figure(image, mask)
@@ -237,10 +235,14 @@ def write_qc_png(image: np.ndarray, mask: np.ndarray, path: str | Path, title: s
     columns = montage.shape[1] // tile_w
     for i, k in enumerate(slices):
         draw.text(((i % columns) * tile_w + 4, 16 + (i // columns) * tile_h + 4), f"z={k}", fill=(255, 255, 0))
-    with atomic_path(path, suffix=".png") as tmp:
-        canvas.save(tmp, format="PNG", compress_level=1)
+    return np.asarray(canvas)
 
 
 def _rounded(value, digits: int = 4):
     value = float(value)
     return round(value, digits) if np.isfinite(value) else None
+
+
+def settings_dict(settings: PreprocessSettings) -> dict:
+    """``settings`` as a JSON-ready mapping (tuples as lists), as written into the QC file."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}

@@ -1,12 +1,12 @@
-"""Cohort statistics (method.md section 6): pure functions on a cohort DataFrame, tidy tables.
+"""Cohort statistics (docs/method.md section 6): pure functions on a cohort DataFrame, tidy tables.
 
 Input: one row per subject with ``subject_id`` (string), ``group`` (``HC``/``MS``),
 ``age_years`` (float, may be missing), ``sex`` (``F``/``M``, may be missing) and the reference's
-area columns (:data:`AREA_COLUMNS`, mm^2). :func:`load_reference_table` reads the reference
+area columns (:data:`AREA_COLUMNS`, mm^2). :func:`cohort_input` brings a table read from the reference
 study's cohort CSV (or this project's cohort Parquet) into that shape.
 
 Every function takes the raw cohort table or the output of :func:`derive`; a raw table is
-derived with the defaults. Definitions (the reference's defects fixed as method.md lists them):
+derived with the defaults. Definitions (the reference's defects fixed as docs/method.md lists them):
 
 Derived variables (:func:`derive`)
     ``VentricleRatio = ventricle / intracranial * 100`` and ``WMHRatio = lesion / intracranial *
@@ -94,17 +94,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import warnings
 from itertools import combinations, product
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats as sps
+from scipy import optimize
+from scipy import stats as sps
 from statsmodels.regression.linear_model import OLS
-
-from .io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -164,36 +161,22 @@ WELCH_TEST = "Welch t-test (two-sided)"
 # ---------------------------------------------------------------------------------------------
 # Loading and validation
 
-def load_reference_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a cohort table and return it in this module's input shape (:data:`COHORT_COLUMNS`).
+def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFrame:
+    """A cohort table as read from a file, in this module's input shape (:data:`COHORT_COLUMNS`).
 
-    ``path``: the reference study's CSV (``PatientID, PatientAge, PatientSex (0 female,
-    1 male), StudyGroup`` and the six area columns), or a Parquet file (``.parquet``/``.pq``)
-    with either those columns or this project's (``subject_id, group, age_years, sex`` and the
-    area columns, as the workflow's cohort table). Mapping: PatientID -> ``subject_id``
-    (string), PatientAge -> ``age_years``, PatientSex 0/1 -> ``F``/``M``, StudyGroup ->
-    ``group``. Other columns are kept. Rows of the workflow's table with ``status`` ``failed``
-    (subjects whose processing failed under ``on_error: record``) are left out, and the log
-    names them. Raises ``ValueError`` naming the file and the missing
-    columns (or the offending values) when the table does not fit, ``FileNotFoundError`` when
-    there is no file.
+    ``raw``: the reference study's columns (``PatientID, PatientAge, PatientSex (0 female,
+    1 male), StudyGroup`` and the six area columns), or this project's (``subject_id, group,
+    age_years, sex`` and the area columns, as the workflow's cohort table). Mapping: PatientID
+    -> ``subject_id`` (string), PatientAge -> ``age_years``, PatientSex 0/1 -> ``F``/``M``,
+    StudyGroup -> ``group``. Other columns are kept. Rows of the workflow's table with
+    ``status`` ``failed`` (subjects whose processing failed under ``on_error: record``) are
+    left out, and the log names them. Raises ``ValueError`` naming ``source`` (the file) and
+    the missing columns (or the offending values) when the table does not fit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: cohort table not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            raw = pd.read_parquet(path)
-        else:
-            sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-            raw = pd.read_csv(path, sep=sep, dtype={"PatientID": "string", "subject_id": "string"})
-    except Exception as exc:  # pandas and pyarrow raise many types for foreign files
-        raise ValueError(f"{path}: not a readable cohort table ({exc})") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
     if "status" in raw.columns:  # the workflow's cohort table: subjects that failed have no measures
         failed = (raw["status"] == "failed").fillna(False).to_numpy(bool)
         if failed.all():
-            raise ValueError(f"{path}: no subject was processed successfully (see failures.tsv beside it)")
+            raise ValueError(f"{source}: no subject was processed successfully (see failures.tsv beside it)")
         if failed.any():
             log.warning("%d of %d subjects failed processing and are left out of the statistics: %s",
                         int(failed.sum()), len(raw), ", ".join(raw.loc[failed, "subject_id"].astype(str)))
@@ -205,7 +188,7 @@ def load_reference_table(path: str | os.PathLike) -> pd.DataFrame:
         bad = table["sex"].notna() & ~sex_code.isin([0, 1])
         if bad.any():
             values = sorted({str(v) for v in table.loc[bad, "sex"]})
-            raise ValueError(f"{path}: PatientSex must be 0 (female) or 1 (male); found {values}")
+            raise ValueError(f"{source}: PatientSex must be 0 (female) or 1 (male); found {values}")
         table["sex"] = pd.Series(pd.NA, index=table.index, dtype="string").mask(sex_code == 0, "F").mask(
             sex_code == 1, "M")
     elif all(c in raw.columns for c in COHORT_COLUMNS):
@@ -213,9 +196,9 @@ def load_reference_table(path: str | os.PathLike) -> pd.DataFrame:
     else:
         missing = [c for c in reference_needed if c not in raw.columns]
         raise ValueError(
-            f"{path}: not a cohort table: missing columns {missing} (expected the reference's "
+            f"{source}: not a cohort table: missing columns {missing} (expected the reference's "
             f"{reference_needed} or this project's {list(COHORT_COLUMNS)})")
-    return _normalise(table, source=str(path))
+    return _normalise(table, source=source)
 
 
 def _normalise(table: pd.DataFrame, source: str = "cohort table") -> pd.DataFrame:
@@ -751,7 +734,7 @@ def outliers(table: pd.DataFrame, iqr_factor: float = 2.0, z_threshold: float = 
 
 
 # ---------------------------------------------------------------------------------------------
-# The stage
+# Tables
 
 def _finish(frame: pd.DataFrame, columns, ints=()) -> pd.DataFrame:
     """Contract columns in order, strings as ``string``, counts as int64, the rest float64."""
@@ -765,11 +748,5 @@ def _finish(frame: pd.DataFrame, columns, ints=()) -> pd.DataFrame:
         else:
             frame[column] = frame[column].astype("float64")
     return frame.reset_index(drop=True)
-
-
-def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``frame`` as TSV atomically: ``%.12g`` floats, ``NA`` for missing, ``\\n`` lines."""
-    with atomic_path(path, suffix=".tsv") as tmp:
-        frame.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, na_rep=NA_REP, lineterminator="\n")
 
 

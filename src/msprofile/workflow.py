@@ -1,4 +1,20 @@
+"""Glue between Snakemake and the package: the logging and the per-subject wrapper that the
+scripts under ``workflow/scripts`` run their job function in."""
 
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .failures import run_subject_step
+
+log = logging.getLogger("msprofile")
 
 
 @contextlib.contextmanager

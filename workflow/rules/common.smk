@@ -1,3 +1,4 @@
+import json
 import re
 import shutil
 from pathlib import Path
@@ -7,7 +8,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from msprofile import demo
+from msprofile import __version__ as msprofile_version
+from msprofile.outputs import figure_names, stats_tables
+from msprofile.synthetic import demo_cohort
 from msprofile.sheet import SheetError, load_subject_sheet
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -33,7 +36,7 @@ SUBJECT_DIR = f"{RESULTS}/subjects/{{subject}}"
 LOG_DIR = f"{RESULTS}/logs"
 # Fixed, not configurable: the demo sheet's paths point here.
 DEMO_DIR = "resources/demo"
-DEMO_IDS = [s.subject_id for s in demo.DEMO_SUBJECTS]
+DEMO_IDS = [s.subject_id for s in demo_cohort.DEMO_SUBJECTS]
 DEMO_FILES = ("flair.nii.gz", "wmh_manual.nii.gz", "ventricles_manual.nii.gz")
 
 
@@ -56,6 +59,12 @@ MODEL_DIR = config["segmentation"]["model"]
 # An existing cohort table replaces the subjects as the input of the statistics.
 COHORT_TABLE = config["cohort_table"]
 COHORT_INPUT = COHORT_TABLE or f"{RESULTS}/cohort/cohort.parquet"
+# The full-cohort statistics and figures are always made. With stats.remove_outliers the
+# variant after outlier removal is made beside them, in folders of its own, so that a
+# sensitivity analysis needs one run and switching the option never reruns the other variant.
+STATS_VARIANTS = {"": False} | (
+    {"_outliers_removed": True} if config["stats"]["remove_outliers"] else {}
+)
 
 
 def _gpu_present():
@@ -177,6 +186,39 @@ def final_outputs():
         *rules.cohort_table.output,
         *statistics,
     ]
+
+
+def report_summary():
+    """Facts about this run for the report's front page (report/workflow.rst), which sees only
+    the config: the sheet, the subjects per group, the model and the failures recorded so far.
+    """
+    summary = {
+        "version": msprofile_version,
+        "results": RESULTS,
+        "subjects_sheet": config["subjects"],
+        "cohort_table": COHORT_TABLE,
+        "n_subjects": len(SUBJECTS),
+        "n_by_group": SUBJECTS["group"].value_counts().sort_index().to_dict(),
+        "model": MODEL_DIR,
+        "model_name": "",
+        "model_sha256": "",
+        "failed": [],
+    }
+    card = Path(MODEL_DIR) / "model.json"
+    if card.is_file():
+        model_card = json.loads(card.read_text())
+        summary["model_name"] = model_card.get("name", "")
+        summary["model_sha256"] = (
+            model_card.get("files", {}).get("model.onnx", {}).get("sha256", "")
+        )
+    failures = Path(RESULTS) / "cohort" / "failures.tsv"
+    if not COHORT_TABLE and failures.is_file():
+        summary["failed"] = (
+            pd.read_csv(failures, sep="\t", dtype=str)
+            .fillna("")
+            .to_dict(orient="records")
+        )
+    return summary
 
 
 def report_failures():

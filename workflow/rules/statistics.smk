@@ -1,31 +1,3 @@
-# The full-cohort statistics and figures are always made. With stats.remove_outliers the
-# variant after outlier removal is made beside them, in folders of its own, so that a
-# sensitivity analysis needs one run and switching the option never reruns the other variant.
-STATS_VARIANTS = {"": False} | (
-    {"_outliers_removed": True} if config["stats"]["remove_outliers"] else {}
-)
-# The figures msprofile.figures.all_figures writes (msprofile.figures.figure_names; a test
-# keeps the two lists equal). Named here so that planning a run never imports matplotlib.
-FIGURES = [
-    "demographics",
-    "ventricular_burden",
-    "lesion_burden",
-    "ms_lesion_profile",
-    "burden_vs_age",
-    "correlation_heatmaps",
-]
-
-
-def stats_tables(remove_outliers):
-    return ["descriptives", "tests", "correlations", "regressions"] + (
-        ["outliers_removed"] if remove_outliers else []
-    )
-
-
-def figure_names(remove_outliers):
-    return FIGURES + (["outlier_overview"] if remove_outliers else [])
-
-
 def report_category(kind, remove_outliers):
     return kind + (" (outliers removed)" if remove_outliers else "")
 

@@ -1,6 +1,6 @@
 import pandas as pd
 
-from msprofile.cohort import cohort_job
+from msprofile.jobs.cohort import cohort_job
 from msprofile.workflow import logged
 
 with logged(snakemake.log[0], "cohort table"):

@@ -1,4 +1,4 @@
-from msprofile.segmentation.jobs import evaluate_segmentations
+from msprofile.jobs.evaluation import evaluate_segmentations
 from msprofile.workflow import logged
 
 with logged(snakemake.log[0], "evaluate segmentation"):

@@ -1,8 +1,6 @@
-import json
 from functools import partial
-from pathlib import Path
 
-from msprofile.lesion_jobs import lesion_metrics_subject
+from msprofile.jobs.lesions import lesion_metrics_subject
 from msprofile.workflow import run_subject_job
 
 run_subject_job(
@@ -14,7 +12,7 @@ run_subject_job(
         snakemake.input.segmentation,
         snakemake.input.flair,
         snakemake.input.brain_mask,
-        json.loads(Path(snakemake.input.card).read_text()),
+        snakemake.input.card,
         snakemake.output.lesions,
         snakemake.output.classes,
         snakemake.output.metrics,

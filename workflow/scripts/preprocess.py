@@ -1,6 +1,7 @@
 from functools import partial
 
-from msprofile.preprocess import PreprocessSettings, preprocess_subject
+from msprofile.jobs.preprocess import preprocess_subject
+from msprofile.preprocess import PreprocessSettings
 from msprofile.workflow import run_subject_job
 
 run_subject_job(

@@ -1,6 +1,6 @@
 from functools import partial
 
-from msprofile.segmentation.jobs import segment_subject
+from msprofile.jobs.segmentation import segment_subject
 from msprofile.workflow import run_subject_job
 
 run_subject_job(

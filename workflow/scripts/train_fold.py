@@ -1,4 +1,4 @@
-from msprofile.segmentation.training_jobs import cross_validation_fold
+from msprofile.jobs.training import cross_validation_fold
 from msprofile.segmentation.train import TrainingSettings
 from msprofile.workflow import logged
 

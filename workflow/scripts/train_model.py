@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from msprofile.segmentation.training_jobs import train_final_model
+from msprofile.jobs.training import train_final_model
 from msprofile.segmentation.train import TrainingSettings
 from msprofile.workflow import logged
 

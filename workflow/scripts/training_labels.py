@@ -1,4 +1,4 @@
-from msprofile.segmentation.training_jobs import write_training_labels
+from msprofile.jobs.training import write_training_labels
 from msprofile.workflow import logged
 
 with logged(snakemake.log[0], f"training labels {snakemake.wildcards.subject}"):

@@ -1,4 +1,4 @@
-from msprofile.segmentation.training_jobs import write_training_slices
+from msprofile.jobs.training import write_training_slices
 from msprofile.workflow import logged
 
 with logged(snakemake.log[0], "training slices"):

@@ -1,4 +1,21 @@
+"""Jobs of ``evaluation.smk``: every segmentation with manual masks scored against them."""
 
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from ..failures import is_placeholder
+from ..geometry import Grid
+from ..io import InputImageError, load_image, load_manual_labels, save_figure, write_tsv
+from ..segmentation.evaluate import FIGURE_DPI, evaluate_subject, evaluation_figure, summarise
+
+log = logging.getLogger(__name__)
+
+#: Floats of the evaluation tables: six significant digits are more than any Dice needs.
+FLOAT_FORMAT = "%.6g"
 
 
 def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricles_paths, table_path, summary_path,
@@ -8,11 +25,7 @@ def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricle
 
     Subjects whose processing failed are left out. A subject whose masks are unusable
     (:class:`~msprofile.io.InputImageError`) stops the job with ``on_error="stop"``; with
-    ``"record"`` it is logged and left out."""
-    import pandas as pd
-
-    from .evaluate import evaluate_subject, evaluation_figure, summarise
-
+    ``"record"`` it is logged and left out. Raises ``ValueError`` when no subject is left."""
     rows = []
     for subject_id, segmentation_path, wmh_path, ventricles_path in zip(
         subject_ids, segmentation_paths, wmh_paths, ventricles_paths
@@ -33,7 +46,6 @@ def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricle
     if not rows:
         raise ValueError("no subject with manual masks has a segmentation to evaluate: every one of them failed")
     table = pd.DataFrame(rows)
-    for frame, path in ((table, table_path), (summarise(table), summary_path)):
-        with atomic_path(path, suffix=".tsv") as tmp:
-            frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    evaluation_figure(table, figure_png_path, figure_pdf_path)
+    write_tsv(table, table_path, float_format=FLOAT_FORMAT)
+    write_tsv(summarise(table), summary_path, float_format=FLOAT_FORMAT)
+    save_figure(evaluation_figure(table), figure_png_path, figure_pdf_path, dpi=FIGURE_DPI)

@@ -1,4 +1,4 @@
-"""The per-subject lesion job: segmentation in, lesion classes and metrics out.
+"""Jobs of ``lesions.smk``: one subject's segmentation in, lesion classes and metrics out.
 
 The classification rule works on axial slices, so everything is taken to the canonical
 (RAS+) grid first, where slices lie on the last axis, inferior to superior, whatever the
@@ -7,35 +7,26 @@ stored orientation; the class volume is written back on the native grid.
 
 from __future__ import annotations
 
-import nibabel as nib
 import numpy as np
-import pandas as pd
 
-from .geometry import Grid, from_canonical, to_canonical
-from .io import atomic_path, load_image, save_json, save_nifti
-from .lesions import lesion_profile
-
-
-def lesion_table(lesions2d: pd.DataFrame, lesions3d: pd.DataFrame, subject_id: str) -> pd.DataFrame:
-    """One table of both lesion kinds: ``kind`` is ``2d`` (one axial slice, area in mm^2) or
-    ``3d`` (a connected component, volume in mL); columns that do not apply are missing."""
-    table = pd.concat([lesions2d.assign(kind="2d"), lesions3d.assign(kind="3d")], ignore_index=True)
-    table.insert(0, "subject_id", subject_id)
-    return table[["subject_id", "kind", *[c for c in table.columns if c not in ("subject_id", "kind")]]]
+from ..geometry import Grid, from_canonical, to_canonical
+from ..io import load_image, load_json, save_json, save_nifti, write_parquet
+from ..lesions import lesion_profile, lesion_table
 
 
-def lesion_metrics_subject(subject_id: str, segmentation_path, flair_path, brain_mask_path, model_card: dict,
+def lesion_metrics_subject(subject_id: str, segmentation_path, flair_path, brain_mask_path, model_card_path,
                            lesions_path, classes_path, metrics_path) -> dict:
     """Classify one subject's lesions and write ``lesions.parquet``, ``lesion_classes.nii.gz``
-    (native grid, uint8: 0 none, 1 PEWMH, 2 PAWMH, 3 JCWMH) and ``metrics.json``.
+    (native grid, uint8 :class:`msprofile.labels.LesionClass` codes) and ``metrics.json``.
 
     ``flair_path`` is the subject's input FLAIR (the cortical CSF mask is taken from it);
-    ``model_card`` is the segmentation model's card, whose name and checksum go into the
-    metrics so that the cohort table can say which model produced each row.
+    ``model_card_path`` is the segmentation model's card, whose name and checksum go into the
+    metrics so that the cohort table can say which model produced each row. Returns the metrics.
     """
+    model_card = load_json(model_card_path)
     labels, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
     flair, _ = load_image(flair_path, subject_id)
-    brain = np.asarray(nib.load(brain_mask_path).dataobj) > 0
+    brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
     native = Grid(labels.shape, affine)
     canonical_labels, canonical = to_canonical(labels, native)
     profile = lesion_profile(
@@ -46,8 +37,7 @@ def lesion_metrics_subject(subject_id: str, segmentation_path, flair_path, brain
     )
     save_nifti(from_canonical(profile.class_volume, native).astype(np.uint8), affine, classes_path,
                zooms_mm=native.voxel_size_mm)
-    with atomic_path(lesions_path, suffix=".parquet") as tmp:
-        lesion_table(profile.lesions2d, profile.lesions3d, subject_id).to_parquet(tmp, index=False)
+    write_parquet(lesion_table(profile.lesions2d, profile.lesions3d, subject_id), lesions_path)
     metrics = {
         "subject_id": subject_id,
         **profile.metrics,

@@ -1,10 +1,20 @@
+"""Jobs of ``preprocess.smk``: one subject's FLAIR in, brain mask, model-grid image and QC out."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..geometry import Grid
+from ..io import InputImageError, load_image, save_json, save_nifti, save_png
+from ..preprocess import PreprocessSettings, preprocess, qc_image, settings_dict
 
 
 def preprocess_subject(subject_id: str, flair_path: str | Path, *, skull_stripped: bool, settings: PreprocessSettings,
                        brain_mask_path: str | Path, flair_preproc_path: str | Path, qc_json_path: str | Path,
                        qc_png_path: str | Path) -> dict:
-    """Run :func:`preprocess` on one subject's file and write its four outputs.
+    """Run :func:`msprofile.preprocess.preprocess` on one subject's file and write its four
+    outputs: the brain mask on the native grid (uint8), the normalised FLAIR on the model grid
+    (float32), the QC measures (JSON) and the QC montage (PNG).
 
     Errors in the input raise :class:`msprofile.io.InputImageError` naming the subject, the
     file and the problem. Returns the QC dictionary that was written.
@@ -17,11 +27,7 @@ def preprocess_subject(subject_id: str, flair_path: str | Path, *, skull_strippe
     native_zooms = Grid(tuple(flair.shape), affine).voxel_size_mm
     save_nifti(result.brain_mask, affine, brain_mask_path, zooms_mm=native_zooms)
     save_nifti(result.flair, result.model.affine, flair_preproc_path, zooms_mm=result.model.voxel_size_mm)
-    qc = {"subject_id": subject_id, "settings": _settings_dict(settings), **result.qc}
+    qc = {"subject_id": subject_id, "settings": settings_dict(settings), **result.qc}
     save_json(qc, qc_json_path)
-    write_qc_png(result.canonical_image, result.canonical_mask, qc_png_path, title=subject_id)
+    save_png(qc_image(result.canonical_image, result.canonical_mask, title=subject_id), qc_png_path)
     return qc
-
-
-def _settings_dict(settings: PreprocessSettings) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}

@@ -1,64 +1,70 @@
+"""Jobs of ``statistics.smk``: the cohort table in, the statistics tables and figures out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from .. import figures, stats
+from ..io import read_table, save_figure, write_tsv
+from ..outputs import stats_tables
+
+log = logging.getLogger(__name__)
 
 
+def load_cohort_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a cohort table (the reference study's CSV, or a CSV, TSV or Parquet file with this
+    workflow's columns, such as its ``cohort.parquet``) into the shape
+    :func:`msprofile.stats.cohort_input` gives. Raises ``FileNotFoundError`` when there is no
+    file and ``ValueError`` naming the file and the problem when the table does not fit."""
+    raw = read_table(path, string_columns=("PatientID", "subject_id"))
+    return stats.cohort_input(raw, source=str(path))
 
-def run_statistics(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
-                   remove_outliers: bool = False) -> dict[str, pd.DataFrame]:
-    """The statistics stage: derive, optionally remove outliers, and write ``descriptives.tsv``,
-    ``tests.tsv``, ``correlations.tsv``, ``regressions.tsv`` (and ``outliers_removed.tsv``
-    when ``remove_outliers``) into ``out_dir``. Returns the tables by file stem."""
-    derived = derive(table, lesion_free_shares=lesion_free_shares)
+
+def write_statistics(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
+                     remove_outliers: bool = False) -> dict[str, pd.DataFrame]:
+    """The statistics stage on a cohort table (:func:`load_cohort_table`): derive, optionally
+    remove outliers, and write :func:`msprofile.outputs.stats_tables` (``descriptives.tsv``,
+    ``tests.tsv``, ``correlations.tsv``, ``regressions.tsv``, and ``outliers_removed.tsv`` when
+    ``remove_outliers``) into ``out_dir``. Returns the tables by file stem."""
+    derived = stats.derive(table, lesion_free_shares=lesion_free_shares)
     notes = derived.attrs.get("notes", {})
     derived = derived.sort_values("subject_id", kind="stable").reset_index(drop=True)
     results: dict[str, pd.DataFrame] = {}
     if remove_outliers:
-        derived, results["outliers_removed"] = outliers(derived)
+        derived, results["outliers_removed"] = stats.outliers(derived)
         log.info("outlier rule removed %d subjects", len(results["outliers_removed"]))
     derived.attrs["notes"] = notes
-    results["descriptives"] = descriptives(derived)
-    results["tests"] = tests(derived)
-    results["correlations"] = correlations(derived)
-    results["regressions"] = regressions(derived)
+    results["descriptives"] = stats.descriptives(derived)
+    results["tests"] = stats.tests(derived)
+    results["correlations"] = stats.correlations(derived)
+    results["regressions"] = stats.regressions(derived)
     out_dir = Path(out_dir)
-    for name in ("descriptives", "tests", "correlations", "regressions", "outliers_removed"):
-        if name in results:
-            write_tsv(results[name], out_dir / f"{name}.tsv")
+    for name in stats_tables(remove_outliers):
+        write_tsv(results[name], out_dir / f"{name}.tsv", float_format=stats.FLOAT_FORMAT, na_rep=stats.NA_REP)
     return results
 
 
-def all_figures(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
-                remove_outliers: bool = False) -> dict[str, tuple[Path, Path]]:
-    """Write every cohort figure as ``out_dir/<name>.png`` and ``out_dir/<name>.pdf``; return
-    ``{name: (png_path, pdf_path)}`` in :func:`figure_names` order.
-
-    The table is derived once (``lesion_free_shares``) and the statistics the figures draw
-    (descriptives, regressions, correlations) are computed once. With ``remove_outliers`` the
-    reference rule (:func:`msprofile.stats.outliers`, defaults) removes subjects first, as the
-    statistics stage does; every figure then shows the kept subjects and says so under its
-    title, and ``outlier_overview`` (drawn on the table before removal) shows who was removed
-    and why. Without outlier removal there is nothing to overview, so that figure is not
-    written (a placeholder saying so would only add a file); a stale ``outlier_overview`` file
-    from an earlier run with removal is left alone.
-    """
+def write_figures(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
+                  remove_outliers: bool = False) -> dict[str, dict]:
+    """The figures stage on a cohort table (:func:`load_cohort_table`): every figure of
+    :func:`msprofile.figures.all_figures` written as ``out_dir/<name>.png`` and
+    ``out_dir/<name>.pdf``. Returns what :func:`write_figure` returns, by name."""
+    drawn = figures.all_figures(table, lesion_free_shares=lesion_free_shares, remove_outliers=remove_outliers)
     out_dir = Path(out_dir)
-    d = _prepare(table, lesion_free_shares)
-    data, note = d, None
-    if remove_outliers:
-        data, removed = stats.outliers(d)
-        data.attrs["notes"] = dict(d.attrs.get("notes", {}))
-        note = f"after outlier removal: {len(removed)} of {len(d)} subjects removed (reference rule)"
-    precomputed = {
-        "ventricular_burden": {"descriptives": stats.descriptives(data)},
-        "correlation_heatmaps": {"correlations": stats.correlations(data)},
-        "burden_vs_age": {"regressions": stats.regressions(data)},
-    }
-    precomputed["lesion_burden"] = precomputed["ms_lesion_profile"] = precomputed["ventricular_burden"]
-    written: dict[str, tuple[Path, Path]] = {}
-    for name in figure_names(remove_outliers):
-        png, pdf = out_dir / f"{name}.png", out_dir / f"{name}.pdf"
-        if name == "outlier_overview":
-            outlier_overview(d, png, pdf, lesion_free_shares=lesion_free_shares)
-        else:
-            FIGURES[name](data, png, pdf, lesion_free_shares=lesion_free_shares, note=note,
-                          **precomputed.get(name, {}))
-        written[name] = (png, pdf)
-    return written
+    return {name: write_figure(figure, out_dir / f"{name}.png", out_dir / f"{name}.pdf")
+            for name, figure in drawn.items()}
+
+
+def write_figure(figure: figures.CohortFigure, png_path, pdf_path) -> dict:
+    """Write a cohort figure as PNG and PDF (:func:`msprofile.io.save_figure`, in the figures'
+    style); return its summary with ``name``, ``png``, ``pdf``, ``size_px``
+    (width, height) and ``texts`` (every text drawn)."""
+    with matplotlib.rc_context(figures.STYLE):
+        size_px = save_figure(figure.figure, png_path, pdf_path, dpi=figures.FIGURE_DPI)
+    return {"name": figure.name, "png": Path(png_path), "pdf": Path(pdf_path), "size_px": size_px,
+            "texts": figure.texts, **figure.summary}

@@ -1,23 +1,25 @@
-"""One function per training-side job of the segmentation stage: files in, files out."""
+"""Jobs of ``training.smk``: manual masks to the model grid, training slices, cross-validation
+folds and the final model with its card."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from .. import __version__
-from ..io import atomic_path, save_json, save_nifti
-from ..workflow import is_placeholder, read_failure
-from .data import CLASSES, labels_to_model, network_input, network_labels
-from .infer import keras_network, predict_probabilities
-from .jobs import brain_and_grid, load_manual_labels, model_grid_image, native_grid, native_labels
-from .model_io import save_model
-from .train import TrainingSettings, configure_tensorflow, train
+from ..failures import is_placeholder, read_failure
+from ..geometry import Grid
+from ..io import load_image, load_json, load_manual_labels, load_npz, read_grid, save_json, save_nifti, save_npz
+from ..io.models import save_model
+from ..labels import SEGMENTATION_CLASS_NAMES
+from ..segmentation.data import labels_to_model, network_input, network_labels
+from ..segmentation.infer import keras_network, native_labels, predict_probabilities
+from ..segmentation.model import inference_copy
+from ..segmentation.onnx_export import checked_onnx
+from ..segmentation.train import TrainingSettings, configure_tensorflow, train
 
 
 def write_training_labels(subject_id: str, wmh_path, ventricles_path, flair_preproc_path, brain_mask_path, out_path) -> None:
@@ -28,8 +30,8 @@ def write_training_labels(subject_id: str, wmh_path, ventricles_path, flair_prep
     if is_placeholder(brain_mask_path):
         failure = read_failure(Path(brain_mask_path).parent) or {"error": "see its preprocess log"}
         raise ValueError(f"subject {subject_id}: training subject failed preprocessing: {failure['error']}")
-    labels, native = load_manual_labels(subject_id, wmh_path, ventricles_path, native_grid(brain_mask_path))
-    _, model_grid = model_grid_image(flair_preproc_path)
+    labels, native = load_manual_labels(subject_id, wmh_path, ventricles_path, read_grid(brain_mask_path))
+    model_grid = read_grid(flair_preproc_path)
     labels = labels_to_model(labels, native, model_grid)
     save_nifti(labels, model_grid.affine, out_path)
 
@@ -39,20 +41,18 @@ def write_training_slices(subject_ids, flair_preproc_paths, label_paths, out_pat
     slices, ``y`` (N, H, W) labels, ``subject`` (N,) subject IDs. Slices with no head are left out."""
     xs, ys, owners = [], [], []
     for subject_id, flair_path, label_path in zip(subject_ids, flair_preproc_paths, label_paths):
-        flair, _ = model_grid_image(flair_path)
-        x = network_input(flair)
-        y = network_labels(np.asarray(nib.load(label_path).dataobj))
+        x = network_input(load_image(flair_path, subject_id)[0])
+        y = network_labels(load_image(label_path, subject_id, dtype=np.uint8)[0])
         keep = np.ptp(x, axis=(1, 2, 3)) > 0
         xs.append(x[keep])
         ys.append(y[keep])
         owners += [subject_id] * int(keep.sum())
-    with atomic_path(out_path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, x=np.concatenate(xs), y=np.concatenate(ys), subject=np.array(owners))
+    save_npz(out_path, x=np.concatenate(xs), y=np.concatenate(ys), subject=np.array(owners))
 
 
 def _load_slices(path):
-    with np.load(path) as data:
-        return data["x"], data["y"], data["subject"].astype(str)
+    data = load_npz(path)
+    return data["x"], data["y"], data["subject"].astype(str)
 
 
 def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_mask_path, wmh_path, ventricles_path,
@@ -63,15 +63,17 @@ def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_
     Writes and returns ``{"subject_id", "epochs", "final_loss", "rows"}``, where ``rows`` are
     the evaluation rows of :func:`msprofile.segmentation.evaluate.evaluate_subject`.
     """
-    from .evaluate import evaluate_subject
+    from ..segmentation.evaluate import evaluate_subject
 
     configure_tensorflow(device)
     x, y, owners = _load_slices(slices_path)
     train_rows = owners != held_out
     model, losses = train(x[train_rows], y[train_rows], settings)
-    flair_model, model_grid = model_grid_image(flair_preproc_path)
-    brain, native = brain_and_grid(brain_mask_path)
-    predicted = native_labels(predict_probabilities(keras_network(model), flair_model), model_grid, native, brain)
+    flair_model, affine_model = load_image(flair_preproc_path, held_out)
+    brain, affine = load_image(brain_mask_path, held_out, dtype=np.uint8)
+    native = Grid(brain.shape, affine)
+    predicted = native_labels(predict_probabilities(keras_network(model), flair_model),
+                              Grid(flair_model.shape, affine_model), native, brain > 0)
     reference, _ = load_manual_labels(held_out, wmh_path, ventricles_path, native)
     rows = evaluate_subject(held_out, reference, predicted, native.voxel_size_mm)
     result = {"subject_id": held_out, "epochs": len(losses), "final_loss": losses[-1], "rows": rows}
@@ -90,12 +92,12 @@ def train_final_model(name: str, slices_path, fold_paths, model_dir, settings: T
     import pandas as pd
     import tensorflow as tf
 
-    from .evaluate import summarise
+    from ..segmentation.evaluate import summarise
 
     used = configure_tensorflow(device)
     x, y, owners = _load_slices(slices_path)
     model, losses = train(x, y, settings)
-    folds = [json.loads(Path(p).read_text()) for p in fold_paths]
+    folds = [load_json(p) for p in fold_paths]
     validation = {"scheme": "none"}
     if folds:
         rows = pd.DataFrame([row for fold in folds for row in fold["rows"]])
@@ -108,7 +110,7 @@ def train_final_model(name: str, slices_path, fold_paths, model_dir, settings: T
     card = {
         "name": name,
         "msprofile_version": __version__,
-        "classes": list(CLASSES),
+        "classes": list(SEGMENTATION_CLASS_NAMES),
         "input": {"shape": [None, None, 1], "trained_on_matrix": list(x.shape[1:3]), "axis_order": "slices of the model grid (x, y)"},
         "normalisation": "brain percentiles 1 and 99 mapped to 0 and 1 (preprocess), then each slice z-scored",
         "preprocessing": preprocessing,
@@ -119,5 +121,14 @@ def train_final_model(name: str, slices_path, fold_paths, model_dir, settings: T
         "software": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
     }
     os.makedirs(model_dir, exist_ok=True)
-    return save_model(model, model_dir, card, check_input=x[: settings.batch_size])
+    return save_trained_model(model, model_dir, card, check_input=x[: settings.batch_size])
+
+
+def save_trained_model(model, model_dir, card: dict, *, check_input: np.ndarray) -> dict:
+    """Write a trained network into ``model_dir`` as a model folder
+    (:func:`msprofile.io.models.save_model`): its uncompiled inference copy as Keras and as
+    ONNX, the export checked against the Keras output on ``check_input`` (N, H, W, 1). Returns
+    the card as written."""
+    copy = inference_copy(model)
+    return save_model(copy, checked_onnx(copy, check_input), model_dir, card)
 

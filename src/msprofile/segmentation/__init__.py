@@ -1,1 +1,1 @@
-"""Segmentation of ventricles and lesions with a 2-D Attention U-Net (method.md section 3)."""
+"""Segmentation of ventricles and lesions with a 2-D Attention U-Net (docs/method.md section 3)."""

@@ -1,26 +1,10 @@
-"""Label volumes and network inputs on the model grid (method.md sections 2 and 3)."""
+"""Label volumes and network inputs on the model grid (docs/method.md sections 2 and 3)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..geometry import Grid, resample, to_canonical
-
-CLASSES = ("background", "ventricles", "lesions")
-BACKGROUND, VENTRICLES, LESIONS = 0, 1, 2
-
-
-def label_volume(lesions: np.ndarray, ventricles: np.ndarray) -> np.ndarray:
-    """Three-class labels from two manual masks on the same grid.
-
-    Any non-zero value is the structure (manual masks code one structure with several values,
-    e.g. 1 and 255); where both masks are set, the lesion wins. Returns uint8: 0 background,
-    1 ventricles, 2 lesions.
-    """
-    labels = np.zeros(np.shape(lesions), dtype=np.uint8)
-    labels[np.asarray(ventricles) > 0] = VENTRICLES
-    labels[np.asarray(lesions) > 0] = LESIONS
-    return labels
 
 
 def labels_to_model(labels: np.ndarray, native: Grid, model: Grid) -> np.ndarray:

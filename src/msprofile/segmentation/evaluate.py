@@ -1,4 +1,4 @@
-"""Evaluation of a segmentation against manual labels (method.md section 3).
+"""Evaluation of a segmentation against manual labels (docs/method.md section 3).
 
 Label volumes are integer arrays of shape (X, Y, Z) on the subject's native grid:
 0 background, 1 ventricles, 2 lesions (MS white-matter hyperintensities). The last axis is
@@ -14,23 +14,21 @@ mean and SD, as the method asks), and :func:`evaluation_figure` draws per-subjec
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from ..io import atomic_path
-from .data import LESIONS, VENTRICLES
+from ..labels import SegmentationClass
 
 #: Evaluated classes, in report order: name -> label value.
-CLASS_LABELS = {"ventricles": VENTRICLES, "lesions": LESIONS}
+CLASS_LABELS = {"ventricles": SegmentationClass.VENTRICLES, "lesions": SegmentationClass.LESIONS}
 
 #: Lesion connectivities accepted by :func:`lesion_detection`.
 #: ``"3d26"``: 3-D components, voxels joined by faces, edges or corners (the default);
 #: ``"3d6"``: 3-D components joined by faces only;
 #: ``"2d8"``: 2-D components within each axial slice (last axis), 8-connected in-plane,
-#: never joined across slices: the reference's lesion unit (method.md section 4);
+#: never joined across slices: the reference's lesion unit (docs/method.md section 4);
 #: ``"2d4"``: as ``"2d8"`` with 4-connectivity in-plane.
 CONNECTIVITIES = ("3d26", "3d6", "2d8", "2d4")
 DEFAULT_CONNECTIVITY = "3d26"
@@ -245,10 +243,10 @@ def _check_labels(labels: np.ndarray, what: str) -> np.ndarray:
         raise ValueError(f"{what} labels have non-numeric dtype {labels.dtype}")
     if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
         raise ValueError(f"{what} labels contain NaN or infinite values")
-    valid = (labels == 0) | (labels == VENTRICLES) | (labels == LESIONS)
+    valid = (labels == 0) | (labels == SegmentationClass.VENTRICLES) | (labels == SegmentationClass.LESIONS)
     if not valid.all():
         bad = np.unique(labels[~valid])[:5]
-        raise ValueError(f"{what} labels hold values other than 0, {VENTRICLES}, {LESIONS}: {bad.tolist()}")
+        raise ValueError(f"{what} labels hold values other than 0, {SegmentationClass.VENTRICLES}, {SegmentationClass.LESIONS}: {bad.tolist()}")
     return labels
 
 
@@ -289,7 +287,7 @@ def evaluate_subject(subject_id: str, reference_labels: np.ndarray, predicted_la
             **{key: float("nan") for key in _DETECTION_KEYS},
             "lesion_precision": float("nan"), "lesion_recall": float("nan"), "lesion_f1": float("nan"),
         }
-        if label == LESIONS:
+        if label == SegmentationClass.LESIONS:
             detection = lesion_detection(ref, pred, connectivity)
             row.update({key: detection[key] for key in _DETECTION_KEYS})
             row.update(lesion_connectivity=connectivity, lesion_precision=detection["precision"],
@@ -359,21 +357,20 @@ FIGURE_SIZE_IN = (6.0, 4.5)
 FIGURE_DPI = 300
 
 
-def evaluation_figure(rows: pd.DataFrame, path_png: str | os.PathLike, path_pdf: str | os.PathLike) -> None:
-    """Per-subject Dice per class, with the pooled Dice marked; PNG (300 dpi) and vector PDF.
+def evaluation_figure(rows: pd.DataFrame):
+    """Per-subject Dice per class, with the pooled Dice marked: a matplotlib ``Figure`` of
+    ``FIGURE_SIZE_IN`` inches, to be written at :data:`FIGURE_DPI` (1800 x 1350 pixels).
 
     ``rows``: the rows of :func:`evaluate_subject` (columns ``subject_id``, ``class_name``,
     ``tp``, ``fp``, ``fn``, ``dice``). One column of points per class (one point per subject,
     spread sideways so that equal values stay visible), a bar for the pooled Dice (its value
     written beside it) and a dashed line for the per-subject mean; the tick labels give n per
-    class and the title n in all; the legend sits below the axes. The figure is
-    ``FIGURE_SIZE_IN`` inches, so the PNG is 1800 x 1350 pixels. Both files are written
-    atomically and carry no creation date, so equal input gives equal files.
+    class and the title n in all; the legend sits below the axes.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
 
     summary = summarise(rows)
-    fig = Figure(figsize=FIGURE_SIZE_IN, layout="constrained")
+    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
     ax = fig.add_subplot()
     colours = {"ventricles": "#1f77b4", "lesions": "#d62728"}
     tick_labels = []
@@ -402,7 +399,4 @@ def evaluation_figure(rows: pd.DataFrame, path_png: str | os.PathLike, path_pdf:
     ax.set_title(f"Segmentation vs manual labels, n = {n_total} subjects")
     ax.grid(axis="y", color="0.9", zorder=0)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, fontsize="small", frameon=False)
-    with atomic_path(path_png, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-    with atomic_path(path_pdf, suffix=".pdf") as tmp:
-        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    return fig

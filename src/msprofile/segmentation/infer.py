@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .data import BACKGROUND, LESIONS, from_network, network_input
+from ..geometry import Grid, labels_to_native
+from ..labels import SegmentationClass
+from .data import from_network, network_input
 
 MIN_OBJECT_PIXELS = 5
 
@@ -33,16 +35,16 @@ def postprocess(probabilities: np.ndarray, min_object_pixels: int = MIN_OBJECT_P
     in_plane_8 = np.zeros((3, 3, 3), dtype=bool)
     in_plane_8[:, :, 1] = True
     for label in np.unique(labels):
-        if label == BACKGROUND:
+        if label == SegmentationClass.BACKGROUND:
             continue
         components, _ = ndimage.label(labels == label, structure=in_plane_8)
         sizes = np.bincount(components.ravel())
         small = sizes < min_object_pixels
         small[0] = False
-        labels[small[components]] = BACKGROUND
-    lesions = labels == LESIONS
+        labels[small[components]] = SegmentationClass.BACKGROUND
+    lesions = labels == SegmentationClass.LESIONS
     cross = ndimage.generate_binary_structure(2, 1)[:, :, None]
-    labels[lesions & ~ndimage.binary_opening(lesions, cross)] = BACKGROUND
+    labels[lesions & ~ndimage.binary_opening(lesions, cross)] = SegmentationClass.BACKGROUND
     return labels
 
 
@@ -50,3 +52,12 @@ def postprocess(probabilities: np.ndarray, min_object_pixels: int = MIN_OBJECT_P
 def keras_network(model):
     """A Keras model as a network callable for :func:`predict_probabilities`."""
     return lambda batch: np.asarray(model(batch, training=False))
+
+
+def native_labels(probabilities: np.ndarray, model_grid: Grid, native: Grid, brain: np.ndarray) -> np.ndarray:
+    """Post-processed labels (:func:`postprocess`) of model-grid ``probabilities`` (X, Y, Z,
+    classes), on the ``native`` grid by nearest neighbour, set to background outside ``brain``
+    (bool, native grid): no ventricle or lesion lies outside the brain. uint8 (X, Y, Z)."""
+    labels = labels_to_native(postprocess(probabilities), model_grid, native)
+    labels[~brain] = 0
+    return labels

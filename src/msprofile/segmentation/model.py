@@ -14,7 +14,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .data import CLASSES
+from ..labels import SEGMENTATION_CLASS_NAMES
+
 ENCODER_DROPOUT = (0.1, 0.1, 0.2, 0.2)
 BRIDGE_DROPOUT = 0.3
 DECODER_DROPOUT = (0.2, 0.2, 0.1, 0.1)
@@ -35,7 +36,7 @@ def _attention_gate(skip, gating, intermediate: int, name: str):
     return layers.Multiply(name=f"{name}_weighted")([skip, psi])
 
 
-def build_attention_unet(input_shape=(256, 256, 1), num_classes: int = len(CLASSES), base_filters: int = 64,
+def build_attention_unet(input_shape=(256, 256, 1), num_classes: int = len(SEGMENTATION_CLASS_NAMES), base_filters: int = 64,
                          name: str = "attention_unet") -> keras.Model:
     """Build the network. ``input_shape`` is (height, width, channels) with height and width
     divisible by 16; returns an uncompiled :class:`keras.Model` whose output is the softmax
@@ -60,3 +61,17 @@ def build_attention_unet(input_shape=(256, 256, 1), num_classes: int = len(CLASS
         x = _conv_block(x, filters, f"dec{level}")
     outputs = layers.Conv2D(num_classes, 1, activation="softmax", name="classes")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """A fresh, uncompiled copy of a trained :func:`build_attention_unet` network with its weights.
+
+    What a model folder stores: inference needs neither the optimizer state (Adam's two moments
+    would triple the file) nor the training loss (a custom loss cannot be loaded in safe mode).
+    """
+    copy = build_attention_unet(
+        input_shape=model.input_shape[1:], num_classes=model.output_shape[-1],
+        base_filters=model.get_layer("enc1_conv1").filters, name=model.name,
+    )
+    copy.set_weights(model.get_weights())
+    return copy

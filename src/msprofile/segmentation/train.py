@@ -1,6 +1,6 @@
 """Training of the Attention U-Net on labelled slices.
 
-What differs from the reference (method.md section 3), and why:
+What differs from the reference (docs/method.md section 3), and why:
 
 * **Split by subject.** The reference validated on a random split of slices, so slices of
   the same subject sat on both sides. Here whole subjects are held out.
@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from .model import CLASSES, build_attention_unet
-
+from ..labels import SEGMENTATION_CLASS_NAMES
+from .model import build_attention_unet
 
 DEVICES = ("auto", "gpu", "cpu")
 
@@ -77,7 +77,7 @@ class TrainingSettings:
         return asdict(self)
 
 
-def dice_ce_loss(num_classes: int = len(CLASSES), dice_weight: float = 1.0):
+def dice_ce_loss(num_classes: int = len(SEGMENTATION_CLASS_NAMES), dice_weight: float = 1.0):
     """Sparse categorical cross-entropy plus ``dice_weight`` x (1 - mean soft Dice of classes 1..C-1).
 
     Soft Dice is computed over the whole batch (pooled), which is stable even when a batch

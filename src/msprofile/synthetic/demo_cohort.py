@@ -3,20 +3,16 @@
 Eight MS patients and eight healthy controls, both sexes in each group, ages from 21 to 74
 so that every age group of the statistics (18-29, 30-39, 40-49, 50-59, 60+) is filled in
 each group, and one subject without an age to exercise missing values. Each subject's
-FLAIR and masks come from :func:`msprofile.phantom.make_phantom`.
+FLAIR and masks come from :func:`msprofile.synthetic.phantom.make_phantom`.
 """
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from msprofile.io import atomic_path
-from msprofile.phantom import Phantom, make_phantom
+from .phantom import Phantom, make_phantom
 
 #: Age (years) given to the phantom of a subject whose age is missing.
 DEFAULT_AGE_YEARS = 40.0
@@ -96,17 +92,6 @@ def demo_sheet_rows(demo_dir: str) -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-def write_demo_sheet(path: str | os.PathLike, demo_dir: str) -> Path:
-    """Write the demo subject sheet to ``path`` (tab separated, header line, LF line ends),
-    atomically; returns ``path``. See :func:`demo_sheet_rows` for ``demo_dir``."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SHEET_COLUMNS, delimiter="\t", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(demo_sheet_rows(demo_dir))
-    return path
 
 
 def _subject_index(subject_id: str) -> int:

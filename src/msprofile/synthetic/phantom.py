@@ -17,17 +17,12 @@ byte-identical arrays.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from msprofile.io import save_nifti
-
-#: Values of :attr:`Phantom.lesion_location`.
-LOCATION_NONE, PERIVENTRICULAR, DEEP, JUXTACORTICAL = 0, 1, 2, 3
+from ..labels import LesionClass
 
 #: Tissue signal in scanner units before bias field and noise. Tuned so that the medians of
 #: the phantom's lesion and ventricle masks relative to the white matter 3-15 mm around the
@@ -73,7 +68,8 @@ class Phantom:
             sulcal CSF, filled; excludes the extracerebral CSF, skull and scalp.
         ventricles_mask: uint8 0/1, ventricles (lateral, third, temporal horns).
         lesion_mask: uint8 0/1, white-matter hyperintensities; disjoint from ventricles.
-        lesion_location: uint8, class each lesion was placed as: 0 none, 1 periventricular,
+        lesion_location: uint8 :class:`msprofile.labels.LesionClass` code of the location each
+            lesion was placed in: 0 none, 1 periventricular,
             2 deep white matter, 3 juxtacortical; non-zero exactly on ``lesion_mask``.
         affine: float64 (4, 4), voxel index -> scanner mm, LAS (axis 0 runs right to left,
             axis 1 posterior to anterior, axis 2 inferior to superior), origin at the
@@ -590,13 +586,13 @@ class _LesionShape:
 def _lesion_plan(rng, group: str) -> list[int]:
     """Location class of every lesion to place, in placement order (big periventricular first)."""
     if group == "HC":
-        return [DEEP] * int(rng.integers(0, 3))
+        return [LesionClass.PAWMH] * int(rng.integers(0, 3))
     total = int(rng.integers(8, 41))
     shares = rng.dirichlet([5.0, 3.0, 2.0])
     periventricular = max(2, int(round(shares[0] * total)))
     juxtacortical = max(2, int(round(shares[2] * total)))
     deep = max(2, total - periventricular - juxtacortical)
-    return [PERIVENTRICULAR] * periventricular + [DEEP] * deep + [JUXTACORTICAL] * juxtacortical
+    return [LesionClass.PEWMH] * periventricular + [LesionClass.PAWMH] * deep + [LesionClass.JCWMH] * juxtacortical
 
 
 def _log_uniform(rng, low: float, high: float) -> float:
@@ -607,10 +603,10 @@ def _log_uniform(rng, low: float, high: float) -> float:
 def _lesion_shape(rng, location: int, group: str, slice_mm: float) -> _LesionShape:
     """Size of one lesion. Periventricular ones are ovoid and up to ~2 cm long; juxtacortical
     ones stay under the reference's 6 mm equivalent diameter; all span 1-3 slices."""
-    if location == PERIVENTRICULAR:
+    if location == LesionClass.PEWMH:
         long_mm = _log_uniform(rng, 1.5, 10.0)
         short_mm = long_mm * rng.uniform(0.45, 0.8)
-    elif location == JUXTACORTICAL:
+    elif location == LesionClass.JCWMH:
         long_mm = _log_uniform(rng, 1.0, 2.6)
         short_mm = long_mm * rng.uniform(0.6, 1.0)
     else:
@@ -648,9 +644,9 @@ def _place_lesions(
     main_slices = ventricle_area >= 0.3 * ventricle_area.max()
     ventricle_wall = (ventricle_distance_mm > 0) & (ventricle_distance_mm <= 1.5) & main_slices
     seeds = {
-        PERIVENTRICULAR: np.flatnonzero(parenchyma & ventricle_wall & (np.abs(x_mm) > 5.0)[:, :, None]),
-        DEEP: np.flatnonzero(white_matter & (near_ventricles_mm > 22.0) & (white_matter_depth_mm > 8.0)),
-        JUXTACORTICAL: np.flatnonzero(white_matter & (near_ventricles_mm > 20.0) & (white_matter_depth_mm <= 1.2)),
+        LesionClass.PEWMH: np.flatnonzero(parenchyma & ventricle_wall & (np.abs(x_mm) > 5.0)[:, :, None]),
+        LesionClass.PAWMH: np.flatnonzero(white_matter & (near_ventricles_mm > 22.0) & (white_matter_depth_mm > 8.0)),
+        LesionClass.JCWMH: np.flatnonzero(white_matter & (near_ventricles_mm > 20.0) & (white_matter_depth_mm <= 1.2)),
     }
     weight = np.zeros(parenchyma.shape, dtype=np.float32)
     signal = np.zeros(parenchyma.shape, dtype=np.float32)
@@ -694,7 +690,7 @@ def _lesion_pose(rng, seed, lesion_class, shape: _LesionShape, ventricle_distanc
     """
     i, j, k = seed
     vertical = rng.uniform(-0.25, 0.25)  # slices
-    if lesion_class != PERIVENTRICULAR:
+    if lesion_class != LesionClass.PEWMH:
         return np.array([i, j, k + vertical], dtype=float), rng.uniform(0.0, np.pi)
     distance = ventricle_distance_mm[:, :, k]
     gx = (distance[min(i + 1, distance.shape[0] - 1), j] - distance[max(i - 1, 0), j]) / (2 * voxel[0])
@@ -742,11 +738,11 @@ def _rasterise_lesion(centre, angle, shape: _LesionShape, parenchyma, voxel):
 def _obeys_class_rule(lesion_class: int, ventricle_mm: np.ndarray, white_matter_depth_mm: np.ndarray) -> bool:
     """Whether a lesion's voxels (their ventricle distance and depth below the cortex, mm)
     keep to the rule of the class it is placed as (see :func:`_place_lesions`)."""
-    if lesion_class == PERIVENTRICULAR:
+    if lesion_class == LesionClass.PEWMH:
         return bool(ventricle_mm.min() <= 2.0)
     if ventricle_mm.min() < 16.0:
         return False
-    if lesion_class == DEEP:
+    if lesion_class == LesionClass.PAWMH:
         return bool(white_matter_depth_mm.min() >= 4.5)
     return bool(white_matter_depth_mm.min() <= 1.5)
 

@@ -3,7 +3,7 @@
 A placeholder cohort is a valid subject sheet whose FLAIR files exist but are empty: enough
 for Snakemake to build and schedule the whole DAG (``snakemake -n``), never to run a job.
 
-    python -m msprofile.scale 13810 /scratch/placeholder_cohort
+    python -m msprofile.synthetic.placeholder_cohort 13810 /scratch/placeholder_cohort
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from ..io import write_empty_file, write_tsv
 
 SHEET_NAME = "subjects.tsv"
 SHEET_COLUMNS = ("subject_id", "flair", "group", "age", "sex")
@@ -34,19 +37,21 @@ def write_placeholder_cohort(folder: str | os.PathLike, n_subjects: int, seed: i
     if n_subjects < 1:
         raise ValueError(f"a cohort needs at least one subject, not {n_subjects}")
     folder = Path(folder)
-    (folder / "flair").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     ages = rng.integers(18, 80, n_subjects)
     sexes = np.where(rng.random(n_subjects) < 0.6, "F", "M")
-    lines = ["\t".join(SHEET_COLUMNS)]
-    for index in range(n_subjects):
-        subject_id = placeholder_subject_id(index)
-        (folder / "flair" / f"{subject_id}.nii.gz").touch()
-        group = "MS" if index % 3 == 0 else "HC"
-        lines.append(f"{subject_id}\tflair/{subject_id}.nii.gz\t{group}\t{ages[index]}\t{sexes[index]}")
-    sheet = folder / SHEET_NAME
-    sheet.write_text("\n".join(lines) + "\n")
-    return sheet
+    subject_ids = [placeholder_subject_id(index) for index in range(n_subjects)]
+    for subject_id in subject_ids:
+        write_empty_file(folder / "flair" / f"{subject_id}.nii.gz")
+    sheet = pd.DataFrame({
+        "subject_id": subject_ids,
+        "flair": [f"flair/{subject_id}.nii.gz" for subject_id in subject_ids],
+        "group": ["MS" if index % 3 == 0 else "HC" for index in range(n_subjects)],
+        "age": ages,
+        "sex": sexes,
+    })
+    write_tsv(sheet[list(SHEET_COLUMNS)], folder / SHEET_NAME)
+    return folder / SHEET_NAME
 
 
 def main(argv: list[str] | None = None) -> None:
