@@ -56,29 +56,52 @@ def stage_processes(out_dir: Path, remove_outliers: bool) -> None:
     """The two rules' work as two fresh single-threaded processes, one after the other."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "agg"}
     for stage in ("statistics", "figures"):
-        subprocess.run([sys.executable, "-c", STAGE_SCRIPT, stage, str(REFERENCE), str(out_dir),
-                        str(int(remove_outliers))], check=True, env=env, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", STAGE_SCRIPT, stage, str(REFERENCE), str(out_dir), str(int(remove_outliers))],
+            check=True,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, list[Path], list[Path], list[Path]]:
     rng = np.random.default_rng(0)
     rows, metrics_paths, qc_paths, lesion_paths = [], [], [], []
-    keys = ["intracranial_area_mm2", "ventricle_area_mm2", "lesion_area_mm2", "pewmh_area_mm2", "pawmh_area_mm2",
-            "jcwmh_area_mm2", "intracranial_volume_ml", "lesion_volume_ml"]
+    keys = [
+        "intracranial_area_mm2",
+        "ventricle_area_mm2",
+        "lesion_area_mm2",
+        "pewmh_area_mm2",
+        "pawmh_area_mm2",
+        "jcwmh_area_mm2",
+        "intracranial_volume_ml",
+        "lesion_volume_ml",
+    ]
     counts = ["n_lesions_3d", "n_slices"]
     for i in range(n_subjects):
         subject_id = f"sub{i:05d}"
-        metrics = {"subject_id": subject_id, **{k: float(rng.uniform(1, 1000)) for k in keys},
-                   **{k: int(rng.integers(0, 40)) for k in counts},
-                   "intracranial_area_mm2_reference_window": None, "segmentation_model": "m",
-                   "segmentation_model_sha256": "0" * 64}
-        qc = {"intracranial_volume_ml": 1400.0, "brain_z_extent_mm": 120.0, "qc_pass": True, "flags": [],
-              "msprofile_version": "0.1.0"}
+        metrics = {
+            "subject_id": subject_id,
+            **{k: float(rng.uniform(1, 1000)) for k in keys},
+            **{k: int(rng.integers(0, 40)) for k in counts},
+            "intracranial_area_mm2_reference_window": None,
+            "segmentation_model": "m",
+            "segmentation_model_sha256": "0" * 64,
+        }
+        qc = {
+            "intracranial_volume_ml": 1400.0,
+            "brain_z_extent_mm": 120.0,
+            "qc_pass": True,
+            "flags": [],
+            "msprofile_version": "0.1.0",
+        }
         paths = [folder / f"{subject_id}_{name}" for name in ("metrics.json", "qc.json", "lesions.parquet")]
         paths[0].write_text(json.dumps(metrics))
         paths[1].write_text(json.dumps(qc))
         n = int(rng.integers(0, 30))
-        pd.DataFrame({"subject_id": [subject_id] * n, "kind": ["2d"] * n, "area_mm2": rng.uniform(1, 50, n)}).to_parquet(paths[2])
+        pd.DataFrame(
+            {"subject_id": [subject_id] * n, "kind": ["2d"] * n, "area_mm2": rng.uniform(1, 50, n)}
+        ).to_parquet(paths[2])
         metrics_paths.append(paths[0])
         qc_paths.append(paths[1])
         lesion_paths.append(paths[2])
@@ -99,18 +122,23 @@ def main() -> None:
         if REFERENCE.is_file():
             table = load_cohort_table(REFERENCE)
             for remove_outliers in (False, True):
-                seconds = timed(partial(write_statistics, table, tmp / f"stats_{remove_outliers}",
-                                        remove_outliers=remove_outliers), args.repeats)
+                seconds = timed(
+                    partial(write_statistics, table, tmp / f"stats_{remove_outliers}", remove_outliers=remove_outliers),
+                    args.repeats,
+                )
                 label = "statistics_outliers_removed" if remove_outliers else "statistics"
                 print(f"{label}_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
                 print(f"{label}_seconds_1380_subjects_min {min(seconds):.2f} s")
-                seconds = timed(partial(write_figures, table, tmp / f"figures_{remove_outliers}",
-                                        remove_outliers=remove_outliers), args.repeats)
+                seconds = timed(
+                    partial(write_figures, table, tmp / f"figures_{remove_outliers}", remove_outliers=remove_outliers),
+                    args.repeats,
+                )
                 label = "figures_outliers_removed" if remove_outliers else "figures"
                 print(f"{label}_in_process_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
                 print(f"{label}_in_process_seconds_1380_subjects_min {min(seconds):.2f} s")
-                seconds = timed(partial(stage_processes, tmp / f"stage_{remove_outliers}", remove_outliers),
-                                args.repeats)
+                seconds = timed(
+                    partial(stage_processes, tmp / f"stage_{remove_outliers}", remove_outliers), args.repeats
+                )
                 label = "statistics_and_figures_outliers_removed" if remove_outliers else "statistics_and_figures"
                 print(f"{label}_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
                 print(f"{label}_seconds_1380_subjects_min {min(seconds):.2f} s")
@@ -119,8 +147,16 @@ def main() -> None:
             print(f"# reference table not found at {REFERENCE.resolve()}: statistics not timed")
 
         sheet, metrics_paths, qc_paths, lesion_paths = fake_subject_files(tmp, args.subjects)
-        rebuild = partial(cohort_job, sheet, metrics_paths, qc_paths, lesion_paths, tmp / "cohort.parquet",
-                          tmp / "lesions.parquet", tmp / "failures.tsv")
+        rebuild = partial(
+            cohort_job,
+            sheet,
+            metrics_paths,
+            qc_paths,
+            lesion_paths,
+            tmp / "cohort.parquet",
+            tmp / "lesions.parquet",
+            tmp / "failures.tsv",
+        )
         seconds = timed(rebuild, args.repeats)
         print(f"cohort_table_rebuild_seconds_{args.subjects}_subjects_median {statistics.median(seconds):.2f} s")
         print(f"cohort_table_rebuild_seconds_{args.subjects}_subjects_min {min(seconds):.2f} s")

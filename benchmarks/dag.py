@@ -31,9 +31,24 @@ AGGREGATE_RULES = ("cohort_table", "statistics", "figures")
 
 def dry_run_seconds(project: Path, sheet: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory",
-                    str(project), "--dry-run", "--quiet", "all", "--config", f"subjects={sheet}"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "workflow" / "Snakefile"),
+            "--directory",
+            str(project),
+            "--dry-run",
+            "--quiet",
+            "all",
+            "--config",
+            f"subjects={sheet}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -50,8 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repeats-large", type=int, default=1)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1381, 13810],
-                        help="cohort sizes to plan; the first gets --repeats, the others --repeats-large")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1381, 13810],
+        help="cohort sizes to plan; the first gets --repeats, the others --repeats-large",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

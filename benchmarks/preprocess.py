@@ -37,9 +37,14 @@ REFERENCE_SECONDS_PER_SUBJECT = 3.06
 def time_subject(subject_id: str, out_dir: Path, settings: PreprocessSettings) -> float:
     started = time.perf_counter()
     preprocess_subject(
-        subject_id, SAMPLE / subject_id / "flair.nii.gz", skull_stripped=False, settings=settings,
-        brain_mask_path=out_dir / "brain_mask.nii.gz", flair_preproc_path=out_dir / "flair_preproc.nii.gz",
-        qc_json_path=out_dir / "qc.json", qc_png_path=out_dir / "qc.png",
+        subject_id,
+        SAMPLE / subject_id / "flair.nii.gz",
+        skull_stripped=False,
+        settings=settings,
+        brain_mask_path=out_dir / "brain_mask.nii.gz",
+        flair_preproc_path=out_dir / "flair_preproc.nii.gz",
+        qc_json_path=out_dir / "qc.json",
+        qc_png_path=out_dir / "qc.png",
     )
     return time.perf_counter() - started
 

@@ -86,9 +86,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = {k: tmp / f"{k}.nii.gz" for k in ("brain_mask", "flair_preproc")}
-        preprocess_subject(SUBJECT, SAMPLE / SUBJECT / "flair.nii.gz", skull_stripped=False, settings=PreprocessSettings(),
-                           brain_mask_path=paths["brain_mask"], flair_preproc_path=paths["flair_preproc"],
-                           qc_json_path=tmp / "qc.json", qc_png_path=tmp / "qc.png")
+        preprocess_subject(
+            SUBJECT,
+            SAMPLE / SUBJECT / "flair.nii.gz",
+            skull_stripped=False,
+            settings=PreprocessSettings(),
+            brain_mask_path=paths["brain_mask"],
+            flair_preproc_path=paths["flair_preproc"],
+            qc_json_path=tmp / "qc.json",
+            qc_png_path=tmp / "qc.png",
+        )
         batch = network_input(load_image(paths["flair_preproc"], SUBJECT)[0])
         models = {"shipped": args.model}
         if not args.shipped_only:
@@ -100,22 +107,36 @@ def main() -> None:
                 print(f"{label}_forward_ms_per_slice_cpu_{threads}threads_median {statistics.median(ms):.1f} ms")
                 print(f"{label}_forward_ms_per_slice_cpu_{threads}threads_min {min(ms):.1f} ms")
             ms = forward_ms_per_slice(model_dir, batch, "cpu", 2, args.repeats)
-            print(f"{label}_forward_seconds_per_20_slice_subject_cpu_2threads {statistics.median(ms) * 20 / 1000:.2f} s")
-            overhead = python_seconds(textwrap.dedent(f"""
+            print(
+                f"{label}_forward_seconds_per_20_slice_subject_cpu_2threads {statistics.median(ms) * 20 / 1000:.2f} s"
+            )
+            overhead = python_seconds(
+                textwrap.dedent(f"""
                 from msprofile.io import load_image, read_grid
                 from msprofile.jobs.segmentation import load_network
                 load_network({str(model_dir)!r}, device="cpu", threads=2)
-                load_image({str(paths['flair_preproc'])!r}, 'bench'); read_grid({str(paths['brain_mask'])!r})
-            """), args.repeats)
+                load_image({str(paths["flair_preproc"])!r}, 'bench'); read_grid({str(paths["brain_mask"])!r})
+            """),
+                args.repeats,
+            )
             print(f"{label}_per_job_overhead_median {statistics.median(overhead):.2f} s")
             print(f"{label}_per_job_overhead_min {min(overhead):.2f} s")
-            peak = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            peak = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    textwrap.dedent(f"""
                 import resource
                 from msprofile.jobs.segmentation import segment_subject
-                segment_subject("bench", {str(paths['flair_preproc'])!r}, {str(paths['brain_mask'])!r}, {str(model_dir)!r},
-                                {str(tmp / 'seg.nii.gz')!r}, device="cpu", threads=2)
+                segment_subject("bench", {str(paths["flair_preproc"])!r}, {str(paths["brain_mask"])!r},
+                                {str(model_dir)!r}, {str(tmp / "seg.nii.gz")!r}, device="cpu", threads=2)
                 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-            """)], check=True, capture_output=True, text=True).stdout.split()[-1]
+            """),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()[-1]
             print(f"{label}_segment_job_peak_memory {int(peak) / 1024:.0f} MB")
             import onnxruntime
 

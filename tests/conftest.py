@@ -58,11 +58,22 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     Snakemake comes from the same environment as the tests, so the test of a clean
     checkout exercises exactly what the README installs.
     """
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir)
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        )
     return result
 
 
@@ -73,7 +84,7 @@ def planned_jobs(project: Path, *args: str) -> dict[str, int]:
     if "Nothing to be done" in output:
         return {}
     counts = {}
-    for line in output[output.index("Job stats:"):].splitlines()[3:]:
+    for line in output[output.index("Job stats:") :].splitlines()[3:]:
         fields = line.split()
         if len(fields) != 2 or fields[0] == "total":
             break

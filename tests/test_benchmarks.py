@@ -45,8 +45,9 @@ def test_benchmark_imports_without_side_effects(path):
 def test_benchmark_runs_and_prints_figures(path):
     if path.stem in NEEDS_SAMPLE:
         require_flair_sample()
-    result = subprocess.run([sys.executable, str(path), *QUICK_ARGS[path.stem]], capture_output=True, text=True,
-                            cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, str(path), *QUICK_ARGS[path.stem]], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     lines = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
     assert lines, f"{path.name} printed no figures"

@@ -48,8 +48,20 @@ def require_slurm() -> None:
 
 def sacct_jobs(job_ids: list[str]) -> dict[str, dict[str, str]]:
     """``{job id: {"state": ..., "tres": ...}}`` from SLURM's accounting."""
-    result = subprocess.run(["sacct", "--allocations", "--noheader", "--parsable2", "--jobs", ",".join(job_ids),
-                             "--format=JobID,State,AllocTRES"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            "sacct",
+            "--allocations",
+            "--noheader",
+            "--parsable2",
+            "--jobs",
+            ",".join(job_ids),
+            "--format=JobID,State,AllocTRES",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = [line.split("|") for line in result.stdout.splitlines() if line]
     return {job_id: {"state": state, "tres": tres} for job_id, state, tres in rows}
 
@@ -58,22 +70,42 @@ def test_demo_cohort_on_slurm_equals_the_local_run(tmp_path, demo_run):
     require_slurm()
     project = make_project(tmp_path)
     # The local cluster's one node has 2 CPUs; everything else comes from the profile.
-    result = run_snakemake(project, "--workflow-profile", "slurm", "--cores", "2", "--jobs", "10",
-                           "--slurm-init-seconds-before-status-checks", "5", "--seconds-between-status-checks", "3")
+    result = run_snakemake(
+        project,
+        "--workflow-profile",
+        "slurm",
+        "--cores",
+        "2",
+        "--jobs",
+        "10",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+        "--seconds-between-status-checks",
+        "3",
+    )
 
     # Which SLURM job ran which rule: Snakemake names each job's log .../slurm_logs/<rule or group>/<job id>.log
-    submitted = dict(re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+)/\d+\.log\)",
-                                result.stdout + result.stderr))
+    submitted = dict(
+        re.findall(r"SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+)/\d+\.log\)", result.stdout + result.stderr)
+    )
     assert submitted, "Snakemake submitted no SLURM job"
     accounting = sacct_jobs(sorted(submitted))
     assert set(accounting) == set(submitted), "every submitted job is in SLURM's accounting"
     assert {row["state"] for row in accounting.values()} == {"COMPLETED"}
     kinds = sorted(submitted.values())
     # Per-subject rules are bundled: one job per rule for the 16 demo subjects, plus the aggregates.
-    assert kinds == sorted(["group_demo_phantom_demo_phantom", "group_preprocess_preprocess",
-                            "group_segment_segment", "group_lesion_metrics_lesion_metrics",
-                            "rule_evaluate_segmentation", "rule_cohort_table", "rule_statistics",
-                            "rule_figures"]), kinds
+    assert kinds == sorted(
+        [
+            "group_demo_phantom_demo_phantom",
+            "group_preprocess_preprocess",
+            "group_segment_segment",
+            "group_lesion_metrics_lesion_metrics",
+            "rule_evaluate_segmentation",
+            "rule_cohort_table",
+            "rule_statistics",
+            "rule_figures",
+        ]
+    ), kinds
     gpu_jobs = [job for job, kind in submitted.items() if "gres/gpu=1" in accounting[job]["tres"]]
     assert [submitted[job] for job in gpu_jobs] == ["group_segment_segment"], "only segmentation asks for the GPU"
 
@@ -88,8 +120,10 @@ def test_demo_cohort_on_slurm_equals_the_local_run(tmp_path, demo_run):
             a = np.asarray(nib.load(local / "subjects" / subject.subject_id / name).dataobj)
             b = np.asarray(nib.load(remote / "subjects" / subject.subject_id / name).dataobj)
             assert np.array_equal(a, b), f"{subject.subject_id} {name}"
-        metrics = [json.loads((root / "subjects" / subject.subject_id / "metrics.json").read_text())
-                   for root in (local, remote)]
+        metrics = [
+            json.loads((root / "subjects" / subject.subject_id / "metrics.json").read_text())
+            for root in (local, remote)
+        ]
         assert metrics[0] == metrics[1]
 
 
@@ -97,8 +131,15 @@ def test_dry_run_of_1381_subjects(tmp_path):
     sheet = write_placeholder_cohort(tmp_path / "cohort", 1381)
     project = make_project(tmp_path / "project")
     jobs = planned_jobs(project, "--config", f"subjects={sheet}")
-    assert jobs == {"preprocess": 1381, "segment": 1381, "lesion_metrics": 1381, "cohort_table": 1,
-                    "statistics": 1, "figures": 1, "all": 1}
+    assert jobs == {
+        "preprocess": 1381,
+        "segment": 1381,
+        "lesion_metrics": 1381,
+        "cohort_table": 1,
+        "statistics": 1,
+        "figures": 1,
+        "all": 1,
+    }
 
 
 def test_placeholder_cohort(tmp_path):

@@ -11,19 +11,35 @@ from msprofile.lesions import REFERENCE_COLUMNS
 
 
 def _subject_result(subject_id, lesion_area_mm2, flags=()):
-    metrics = {"subject_id": subject_id, "intracranial_area_mm2": 1000.0, "ventricle_area_mm2": 50.0,
-               "lesion_area_mm2": lesion_area_mm2, "pewmh_area_mm2": lesion_area_mm2, "pawmh_area_mm2": 0.0,
-               "jcwmh_area_mm2": 0.0, "lesion_volume_ml": lesion_area_mm2 * 6.5 / 1000, "n_lesions_3d": 1,
-               "intracranial_area_mm2_reference_window": None,
-               "segmentation_model": "m", "segmentation_model_sha256": "abc"}
-    qc = {"intracranial_volume_ml": 1400.0, "brain_z_extent_mm": 120.0, "qc_pass": not flags, "flags": list(flags),
-          "msprofile_version": "0.1.0"}
+    metrics = {
+        "subject_id": subject_id,
+        "intracranial_area_mm2": 1000.0,
+        "ventricle_area_mm2": 50.0,
+        "lesion_area_mm2": lesion_area_mm2,
+        "pewmh_area_mm2": lesion_area_mm2,
+        "pawmh_area_mm2": 0.0,
+        "jcwmh_area_mm2": 0.0,
+        "lesion_volume_ml": lesion_area_mm2 * 6.5 / 1000,
+        "n_lesions_3d": 1,
+        "intracranial_area_mm2_reference_window": None,
+        "segmentation_model": "m",
+        "segmentation_model_sha256": "abc",
+    }
+    qc = {
+        "intracranial_volume_ml": 1400.0,
+        "brain_z_extent_mm": 120.0,
+        "qc_pass": not flags,
+        "flags": list(flags),
+        "msprofile_version": "0.1.0",
+    }
     return {"metrics": metrics, "qc": qc}
 
 
 def test_cohort_table_rows_follow_the_sheet():
-    sheet = pd.DataFrame({"group": ["MS", "HC"], "age": [44.0, np.nan], "sex": ["F", ""]},
-                         index=pd.Index(["s2", "s1"], name="subject_id"))
+    sheet = pd.DataFrame(
+        {"group": ["MS", "HC"], "age": [44.0, np.nan], "sex": ["F", ""]},
+        index=pd.Index(["s2", "s1"], name="subject_id"),
+    )
     results = [_subject_result("s2", 12.5), _subject_result("s1", 0.0, flags=("skull_not_removed",))]
     table = build_cohort_table(sheet, results)
     assert list(table["subject_id"]) == ["s2", "s1"]

@@ -56,7 +56,7 @@ def brute_hd95(a: np.ndarray, b: np.ndarray, voxel) -> float:
     def directed(p, q):
         out = []
         for start in range(0, len(p), 512):
-            d2 = ((p[start:start + 512, None, :] - q[None, :, :]) ** 2).sum(axis=-1)
+            d2 = ((p[start : start + 512, None, :] - q[None, :, :]) ** 2).sum(axis=-1)
             out.append(np.sqrt(d2.min(axis=1)))
         return np.concatenate(out)
 
@@ -70,9 +70,9 @@ def brute_hd95(a: np.ndarray, b: np.ndarray, voxel) -> float:
 def test_overlap_counts_dice_iou_hand_worked():
     reference = np.zeros((4, 4, 2), np.uint8)
     predicted = np.zeros_like(reference)
-    reference[0, 0:3, 0] = 2          # 3 lesion voxels
-    predicted[0, 1:4, 0] = 2          # 3 lesion voxels, 2 shared
-    reference[3, :, 1] = 1            # 4 ventricle voxels, none predicted
+    reference[0, 0:3, 0] = 2  # 3 lesion voxels
+    predicted[0, 1:4, 0] = 2  # 3 lesion voxels, 2 shared
+    reference[3, :, 1] = 1  # 4 ventricle voxels, none predicted
     counts = overlap_counts(reference, predicted, 2)
     assert counts == {"tp": 2, "fp": 1, "fn": 1}
     assert dice(**counts) == pytest.approx(4 / 6)
@@ -145,7 +145,7 @@ def test_hd95_single_voxels_and_thick_boxes():
     b = np.zeros_like(a)
     a[1, 1, 1] = True
     b[2, 3, 4] = True
-    expected = math.sqrt(0.898 ** 2 + (2 * 0.898) ** 2 + 19.5 ** 2)
+    expected = math.sqrt(0.898**2 + (2 * 0.898) ** 2 + 19.5**2)
     assert hausdorff95_mm(a, b, VOXEL) == pytest.approx(expected)
     # two thick boxes offset by exactly 3 slices along z: top and bottom faces are 19.5 mm
     # apart, side voxels of the overlap coincide (0 mm); compare with brute force
@@ -195,12 +195,12 @@ def _scene():
     """Reference lesions R1 (missed), R2 (detected), R4 (two predicted blobs); FP blob P3."""
     ref = np.zeros((24, 24, 6), bool)
     pred = np.zeros_like(ref)
-    ref[2:5, 2:5, 1] = True          # R1: missed
-    ref[10:14, 10:14, 1] = True      # R2
-    pred[12:16, 12:16, 1] = True     # overlaps R2 (and sticks out)
-    pred[20:23, 2:5, 4] = True       # P3: false positive
-    ref[2:9, 14:22, 3] = True        # R4
-    pred[3:5, 15:17, 3] = True       # two separate blobs inside R4
+    ref[2:5, 2:5, 1] = True  # R1: missed
+    ref[10:14, 10:14, 1] = True  # R2
+    pred[12:16, 12:16, 1] = True  # overlaps R2 (and sticks out)
+    pred[20:23, 2:5, 4] = True  # P3: false positive
+    ref[2:9, 14:22, 3] = True  # R4
+    pred[3:5, 15:17, 3] = True  # two separate blobs inside R4
     pred[6:8, 19:21, 3] = True
     return ref, pred
 
@@ -229,18 +229,18 @@ def test_lesion_detection_connectivity_matters():
     pred = np.zeros_like(ref)
     # one lesion over two slices, stacked: one 3-D lesion, two 2-D lesions
     ref[2:5, 2:5, 1:3] = True
-    pred[3, 3, 2] = True             # hits the upper slice only
+    pred[3, 3, 2] = True  # hits the upper slice only
     # two squares touching at a corner within a slice: 8-connected (one), 4-connected (two)
     ref[7:9, 7:9, 2] = True
     ref[9:11, 9:11, 2] = True
-    pred[7, 7, 2] = True             # hits the first square only
+    pred[7, 7, 2] = True  # hits the first square only
     # two voxels touching at a corner across slices: 26-connected only
     ref[1, 9, 0] = True
     ref[2, 10, 1] = True
     expected = {  # (reference lesions, detected)
         "3d26": (3, 2),  # stack, the corner pair of squares, the diagonal pair
-        "3d6": (5, 2),   # stack, 2 squares, 2 voxels
-        "2d8": (5, 2),   # stack -> 2 slices, squares -> 1, voxels -> 2
+        "3d6": (5, 2),  # stack, 2 squares, 2 voxels
+        "2d8": (5, 2),  # stack -> 2 slices, squares -> 1, voxels -> 2
         "2d4": (6, 2),
     }
     for connectivity, (n_ref, n_det) in expected.items():
@@ -256,7 +256,7 @@ def test_lesion_detection_one_prediction_over_two_lesions_and_empty_cases():
     ref[1:3, 1:3, 1] = True
     ref[6:8, 1:3, 1] = True
     pred = np.zeros_like(ref)
-    pred[1:8, 1:3, 1] = True          # one blob covering both
+    pred[1:8, 1:3, 1] = True  # one blob covering both
     result = lesion_detection(ref, pred)
     assert (result["n_reference_lesions"], result["n_detected_lesions"]) == (2, 2)
     assert (result["n_predicted_lesions"], result["n_false_positive_lesions"]) == (1, 0)
@@ -283,10 +283,10 @@ def test_lesion_detection_one_prediction_over_two_lesions_and_empty_cases():
 def test_evaluate_subject_rows():
     ref = np.zeros((10, 10, 4), np.uint8)
     pred = np.zeros_like(ref)
-    ref[1:5, 1:5, 1] = 1               # 16 ventricle voxels
-    pred[1:5, 1:3, 1] = 1              # 8 of them
-    ref[7:9, 7:9, 2] = 2               # 4 lesion voxels, missed
-    pred[7:9, 1:3, 3] = 2              # 4 false-positive lesion voxels
+    ref[1:5, 1:5, 1] = 1  # 16 ventricle voxels
+    pred[1:5, 1:3, 1] = 1  # 8 of them
+    ref[7:9, 7:9, 2] = 2  # 4 lesion voxels, missed
+    pred[7:9, 1:3, 3] = 2  # 4 false-positive lesion voxels
     rows = evaluate_subject("s1", ref, pred.astype(np.float32), VOXEL)
     assert [r["class_name"] for r in rows] == list(CLASS_LABELS)
     assert all(list(r) == list(ROW_COLUMNS) for r in rows)
@@ -300,8 +300,12 @@ def test_evaluate_subject_rows():
     assert vent["lesion_connectivity"] is None and math.isnan(vent["lesion_f1"])
     assert (les["tp"], les["fp"], les["fn"]) == (0, 4, 4) and les["dice"] == 0.0
     assert les["lesion_connectivity"] == "3d26"
-    assert (les["n_reference_lesions"], les["n_detected_lesions"], les["n_predicted_lesions"],
-            les["n_false_positive_lesions"]) == (1, 0, 1, 1)
+    assert (
+        les["n_reference_lesions"],
+        les["n_detected_lesions"],
+        les["n_predicted_lesions"],
+        les["n_false_positive_lesions"],
+    ) == (1, 0, 1, 1)
     assert les["lesion_f1"] == 0.0
     # the lesion and ventricle classes do not leak into each other
     assert les["hd95_mm"] == pytest.approx(brute_hd95(ref == 2, pred == 2, VOXEL))
@@ -319,14 +323,38 @@ def _hand_table() -> pd.DataFrame:
         ("B", (1, 0, 9), float("nan"), (6, 1, 1, 0)),
         ("C", (0, 0, 0), 6.0, (0, 0, 0, 0)),
     ]:
-        rows.append({"subject_id": sid, "class_name": "lesions", "tp": tp, "fp": fp, "fn": fn,
-                     "dice": dice(tp, fp, fn), "iou": iou(tp, fp, fn), "hd95_mm": hd,
-                     "n_reference_lesions": counts[0], "n_detected_lesions": counts[1],
-                     "n_predicted_lesions": counts[2], "n_false_positive_lesions": counts[3]})
-        rows.append({"subject_id": sid, "class_name": "ventricles", "tp": 50, "fp": 0, "fn": 50,
-                     "dice": dice(50, 0, 50), "iou": iou(50, 0, 50), "hd95_mm": 1.0,
-                     "n_reference_lesions": np.nan, "n_detected_lesions": np.nan,
-                     "n_predicted_lesions": np.nan, "n_false_positive_lesions": np.nan})
+        rows.append(
+            {
+                "subject_id": sid,
+                "class_name": "lesions",
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+                "dice": dice(tp, fp, fn),
+                "iou": iou(tp, fp, fn),
+                "hd95_mm": hd,
+                "n_reference_lesions": counts[0],
+                "n_detected_lesions": counts[1],
+                "n_predicted_lesions": counts[2],
+                "n_false_positive_lesions": counts[3],
+            }
+        )
+        rows.append(
+            {
+                "subject_id": sid,
+                "class_name": "ventricles",
+                "tp": 50,
+                "fp": 0,
+                "fn": 50,
+                "dice": dice(50, 0, 50),
+                "iou": iou(50, 0, 50),
+                "hd95_mm": 1.0,
+                "n_reference_lesions": np.nan,
+                "n_detected_lesions": np.nan,
+                "n_predicted_lesions": np.nan,
+                "n_false_positive_lesions": np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -341,7 +369,7 @@ def test_summarise_pooled_versus_per_subject():
     assert les["dice_mean"] == pytest.approx(np.mean(per_subject))
     assert les["dice_sd"] == pytest.approx(np.std(per_subject, ddof=1))
     assert les["iou_mean"] == pytest.approx(np.mean([0.9, 0.1, 1.0]))
-    assert les["hd95_mean_mm"] == pytest.approx(4.0)       # NaN of B ignored
+    assert les["hd95_mean_mm"] == pytest.approx(4.0)  # NaN of B ignored
     assert les["hd95_sd_mm"] == pytest.approx(math.sqrt(8.0))
     assert les["n_hd95"] == 2
     assert (les["n_reference_lesions"], les["n_detected_lesions"]) == (10, 5)
@@ -380,8 +408,10 @@ def test_evaluation_figure_written(tmp_path):
 
 def _real_labels(subject_id: str):
     if not (FLAIR_SAMPLE / subject_id / "wmh_manual.nii.gz").is_file():
-        pytest.skip(f"real FLAIR sample not found at {FLAIR_SAMPLE.resolve()} "
-                    "(it ships beside the repository as ../shared/data/flair_sample)")
+        pytest.skip(
+            f"real FLAIR sample not found at {FLAIR_SAMPLE.resolve()} "
+            "(it ships beside the repository as ../shared/data/flair_sample)"
+        )
     wmh = nib.load(FLAIR_SAMPLE / subject_id / "wmh_manual.nii.gz")
     ventricles = np.asarray(nib.load(FLAIR_SAMPLE / subject_id / "ventricles_manual.nii.gz").dataobj)
     lesions = np.asarray(wmh.dataobj) > 0

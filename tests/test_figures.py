@@ -14,8 +14,14 @@ from msprofile import figures, stats
 from msprofile.jobs.statistics import load_cohort_table, write_figure
 from msprofile.outputs import FIGURE_NAMES, figure_names
 
-REFERENCE_CSV = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cohort_seed"
-                 / "brain_mri_analysis_results_PROCESSED_updated.csv")
+REFERENCE_CSV = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "data"
+    / "cohort_seed"
+    / "brain_mri_analysis_results_PROCESSED_updated.csv"
+)
 
 AGES = {"18-29": (18, 29), "30-39": (30, 39), "40-49": (40, 49), "50-59": (50, 59), "60+": (60, 74)}
 
@@ -38,13 +44,26 @@ def synthetic_cohort(per_cell: int = 6) -> pd.DataFrame:
                     peri, para, juxt = (float(v) for v in rng.gamma(2.0, scale / 2.0, 3) * (0.6, 0.25, 0.15))
                     if k == 0 and label in ("18-29", "30-39") or (group == "HC" and k == 1 and label == "40-49"):
                         peri = para = juxt = 0.0  # lesion-free
-                    rows.append({"group": group, "sex": sex, "age_years": age, "TotalIntracranialArea": round(icv),
-                                 "TotalVentricleArea": round(vent), "TotalPeriArea": round(peri),
-                                 "TotalParaArea": round(para), "TotalJuxtArea": round(juxt)})
+                    rows.append(
+                        {
+                            "group": group,
+                            "sex": sex,
+                            "age_years": age,
+                            "TotalIntracranialArea": round(icv),
+                            "TotalVentricleArea": round(vent),
+                            "TotalPeriArea": round(peri),
+                            "TotalParaArea": round(para),
+                            "TotalJuxtArea": round(juxt),
+                        }
+                    )
     table = pd.DataFrame(rows)
     ms_young = table.index[(table["group"] == "MS") & (table["age_years"] < 30)][[2, 3]]
     table.loc[ms_young, ["TotalVentricleArea", "TotalPeriArea", "TotalParaArea", "TotalJuxtArea"]] = [
-        4000, 9000, 5000, 3000]
+        4000,
+        9000,
+        5000,
+        3000,
+    ]
     table.loc[0, "age_years"] = np.nan
     table.loc[1, "sex"] = None
     table["TotalWMHArea"] = table["TotalPeriArea"] + table["TotalParaArea"] + table["TotalJuxtArea"]
@@ -82,7 +101,7 @@ def png_size(path: Path) -> tuple[int, int]:
 def png_dpi(path: Path) -> float:
     data = path.read_bytes()
     at = data.index(b"pHYs")
-    x, _, unit = struct.unpack(">IIB", data[at + 4: at + 13])
+    x, _, unit = struct.unpack(">IIB", data[at + 4 : at + 13])
     assert unit == 1  # metre
     return x * 0.0254
 
@@ -134,8 +153,9 @@ def test_log_axis_panel_states_how_many_lesion_free_subjects_are_left_out(cohort
     summary = draw(figures.burden_vs_age, cohort, tmp_path / "s.png", tmp_path / "s.pdf")
     assert summary["n_not_shown_log_axis"] == expected
     statement = [t for t in summary["texts"] if t.startswith("Not shown on the log axis")]
-    assert statement == [f"Not shown on the log axis (lesion-free, WMHRatio = 0):\n"
-                         f"HC {expected['HC']}, MS {expected['MS']} subjects"]
+    assert statement == [
+        f"Not shown on the log axis (lesion-free, WMHRatio = 0):\nHC {expected['HC']}, MS {expected['MS']} subjects"
+    ]
     # the subject without age is counted too, and every group's points are accounted for
     assert summary["n_without_age"] == 1
     shown = {g: int(((d["group"] == g) & with_age & (d["WMHRatio"] > 0)).sum()) for g in stats.GROUPS}
@@ -150,8 +170,9 @@ def test_trend_r_squared_is_the_quadratic_models(cohort, tmp_path):
         for variable in stats.TREND_VARIABLES:
             row = reg[(reg["group"] == g) & (reg["variable"] == variable) & (reg["model"] == "quadratic")].iloc[0]
             assert summary["r_squared"][(g, variable)] == pytest.approx(row["r_squared"])
-            assert any(f"{g} quadratic OLS trend: R² = {row['r_squared']:.3f} (n = {row['n']})" == t
-                       for t in summary["texts"])
+            assert any(
+                f"{g} quadratic OLS trend: R² = {row['r_squared']:.3f} (n = {row['n']})" == t for t in summary["texts"]
+            )
 
 
 def test_burden_bars_are_the_descriptive_means_with_n(cohort, tmp_path):
@@ -255,8 +276,9 @@ def test_degenerate_cohorts_still_give_every_figure(cohort, tmp_path):
     lesion_free_ms.loc[lesion_free_ms["group"] == "MS", list(stats.CLASS_AREA_COLUMNS) + ["TotalWMHArea"]] = 0
     summary = draw(figures.burden_vs_age, lesion_free_ms, tmp_path / "b.png", tmp_path / "b.pdf")
     check_files("burden_vs_age", summary["png"], summary["pdf"])
-    assert summary["n_not_shown_log_axis"]["MS"] == int(((lesion_free_ms["group"] == "MS")
-                                                         & lesion_free_ms["age_years"].notna()).sum())
+    assert summary["n_not_shown_log_axis"]["MS"] == int(
+        ((lesion_free_ms["group"] == "MS") & lesion_free_ms["age_years"].notna()).sum()
+    )
     summary = draw(figures.ms_lesion_profile, lesion_free_ms, tmp_path / "p.png", tmp_path / "p.pdf")
     check_files("ms_lesion_profile", summary["png"], summary["pdf"])
     assert summary["n_lesion_free_ms"] == int((lesion_free_ms["group"] == "MS").sum())
@@ -269,8 +291,10 @@ def test_unknown_option_is_rejected(cohort, tmp_path):
 
 def test_reference_table_all_figures(tmp_path):
     if not REFERENCE_CSV.is_file():
-        pytest.skip(f"reference cohort table not found at {REFERENCE_CSV} (it ships beside the repository as "
-                    "../shared/data/cohort_seed)")
+        pytest.skip(
+            f"reference cohort table not found at {REFERENCE_CSV} (it ships beside the repository as "
+            "../shared/data/cohort_seed)"
+        )
     table = load_cohort_table(REFERENCE_CSV)
     start = time.perf_counter()
     written = write_all(table, tmp_path, remove_outliers=True)

@@ -47,8 +47,11 @@ def test_the_unmodified_file_loads(tmp_path):
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.integers(0, HEADER_BYTES - 1), st.integers(0, 255)), min_size=1, max_size=8),
-       keep=st.integers(0, len(VALID)), compressed=st.booleans())
+@given(
+    edits=st.lists(st.tuples(st.integers(0, HEADER_BYTES - 1), st.integers(0, 255)), min_size=1, max_size=8),
+    keep=st.integers(0, len(VALID)),
+    compressed=st.booleans(),
+)
 def test_damaged_headers_and_truncations(tmp_path, edits, keep, compressed):
     content = bytearray(VALID)
     for offset, value in edits:

@@ -25,8 +25,16 @@ def _run(tmp_path, subject, labels, flair, brain, affine, tag):
     out = {name: tmp_path / f"{tag}_{name}" for name in ("lesions.parquet", "classes.nii.gz", "metrics.json")}
     card = tmp_path / "model.json"
     save_json({"name": "manual", "files": {"model.onnx": {"sha256": "x"}}}, card)
-    metrics = lesion_metrics_subject(subject.subject_id, paths["seg.nii.gz"], paths["flair.nii.gz"], paths["brain.nii.gz"],
-                                     card, out["lesions.parquet"], out["classes.nii.gz"], out["metrics.json"])
+    metrics = lesion_metrics_subject(
+        subject.subject_id,
+        paths["seg.nii.gz"],
+        paths["flair.nii.gz"],
+        paths["brain.nii.gz"],
+        card,
+        out["lesions.parquet"],
+        out["classes.nii.gz"],
+        out["metrics.json"],
+    )
     return metrics, out
 
 
@@ -49,7 +57,8 @@ def test_lesion_job_outputs(tmp_path, manual_case):
     two_d = table[table["kind"] == "2d"]
     assert two_d["area_mm2"].sum() == pytest.approx(metrics["lesion_area_mm2"])
     assert metrics["lesion_area_mm2"] == pytest.approx(
-        metrics["pewmh_area_mm2"] + metrics["pawmh_area_mm2"] + metrics["jcwmh_area_mm2"])
+        metrics["pewmh_area_mm2"] + metrics["pawmh_area_mm2"] + metrics["jcwmh_area_mm2"]
+    )
     voxel_area_mm2 = float(np.prod(np.sqrt((subject.affine[:3, :2] ** 2).sum(axis=0))))
     assert metrics["lesion_area_mm2"] == pytest.approx((labels == 2).sum() * voxel_area_mm2, rel=1e-4)
     written = json.loads(out["metrics.json"].read_text())

@@ -35,9 +35,9 @@ PEWMH, PAWMH, JCWMH = LesionClass.PEWMH, LesionClass.PAWMH, LesionClass.JCWMH
 DX, DY, DZ = 0.75, 0.4 * math.pi, 5.0
 VOXEL = (DX, DY, DZ)
 SHAPE = (80, 80)
-SLAB_END = 4          # structures are slabs 0..4 along the chosen axis ...
+SLAB_END = 4  # structures are slabs 0..4 along the chosen axis ...
 SLAB_SPAN = (20, 60)  # ... and 20..60 along the other axis
-LINE_AT = 40          # lesion lines run at this index of the other axis
+LINE_AT = 40  # lesion lines run at this index of the other axis
 
 
 def _place(volume, axis, along, across, value, k=0):
@@ -70,14 +70,18 @@ def _only_lesion(labels, csf, voxel=VOXEL):
 
 # --- periventricular: edge -------------------------------------------------------------------
 
-@pytest.mark.parametrize("axis,gap,across,edge_mm,expected", [
-    (0, 10, LINE_AT, 7.5, PEWMH),                            # exactly 7.5 mm: inclusive
-    (0, 11, LINE_AT, 8.25, PAWMH),                           # next pixel out
-    (0, 10, SLAB_SPAN[1], math.hypot(7.5, DY), PAWMH),       # one column past the slab: 7.60 mm
-    (0, 6, LINE_AT, 4.5, PEWMH),
-    (1, 6, LINE_AT, 6 * DY, PAWMH),                          # same 6 pixels on axis 1: 7.54 mm
-    (1, 5, LINE_AT, 5 * DY, PEWMH),                          # 6.28 mm
-])
+
+@pytest.mark.parametrize(
+    "axis,gap,across,edge_mm,expected",
+    [
+        (0, 10, LINE_AT, 7.5, PEWMH),  # exactly 7.5 mm: inclusive
+        (0, 11, LINE_AT, 8.25, PAWMH),  # next pixel out
+        (0, 10, SLAB_SPAN[1], math.hypot(7.5, DY), PAWMH),  # one column past the slab: 7.60 mm
+        (0, 6, LINE_AT, 4.5, PEWMH),
+        (1, 6, LINE_AT, 6 * DY, PAWMH),  # same 6 pixels on axis 1: 7.54 mm
+        (1, 5, LINE_AT, 5 * DY, PEWMH),  # 6.28 mm
+    ],
+)
 def test_edge_to_ventricle_boundary_in_mm_with_anisotropic_pixels(axis, gap, across, edge_mm, expected):
     # A 40-pixel line keeps the centroid beyond 15 mm, so only the edge rule can apply.
     labels, csf = _slab_and_line(axis, gap, 40, across=across)
@@ -97,12 +101,16 @@ def test_lesion_touching_the_ventricle_is_periventricular_at_one_pixel_step():
 
 # --- periventricular: centroid ---------------------------------------------------------------
 
-@pytest.mark.parametrize("axis,gap,length,centroid_mm,expected", [
-    (0, 12, 17, 15.0, PEWMH),           # centroid 20 pixels = exactly 15 mm: inclusive
-    (0, 12, 18, 20.5 * DX, PAWMH),      # 15.375 mm
-    (1, 6, 12, 11.5 * DY, PEWMH),       # 14.45 mm
-    (1, 6, 13, 12 * DY, PAWMH),         # 15.08 mm
-])
+
+@pytest.mark.parametrize(
+    "axis,gap,length,centroid_mm,expected",
+    [
+        (0, 12, 17, 15.0, PEWMH),  # centroid 20 pixels = exactly 15 mm: inclusive
+        (0, 12, 18, 20.5 * DX, PAWMH),  # 15.375 mm
+        (1, 6, 12, 11.5 * DY, PEWMH),  # 14.45 mm
+        (1, 6, 13, 12 * DY, PAWMH),  # 15.08 mm
+    ],
+)
 def test_centroid_to_ventricle_boundary(axis, gap, length, centroid_mm, expected):
     labels, csf = _slab_and_line(axis, gap, length)
     _, lesion = _only_lesion(labels, csf)
@@ -123,12 +131,16 @@ def test_centroid_distance_is_exact_to_the_nearest_ventricle_pixel_centre():
 
 # --- juxtacortical ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("gap,across,edge_mm,expected", [
-    (8, LINE_AT, 6.0, JCWMH),                        # exactly 6 mm: inclusive
-    (9, LINE_AT, 6.75, PAWMH),
-    (8, SLAB_SPAN[1], math.hypot(6.0, DY), PAWMH),   # 6.13 mm
-    (1, LINE_AT, DX, JCWMH),
-])
+
+@pytest.mark.parametrize(
+    "gap,across,edge_mm,expected",
+    [
+        (8, LINE_AT, 6.0, JCWMH),  # exactly 6 mm: inclusive
+        (9, LINE_AT, 6.75, PAWMH),
+        (8, SLAB_SPAN[1], math.hypot(6.0, DY), PAWMH),  # 6.13 mm
+        (1, LINE_AT, DX, JCWMH),
+    ],
+)
 def test_edge_to_csf_boundary(gap, across, edge_mm, expected):
     labels, csf = _slab_and_line(0, gap, 4, across=across, structure="csf")
     _, lesion = _only_lesion(labels, csf)
@@ -185,8 +197,8 @@ def test_slice_without_ventricles_has_no_periventricular_lesion():
 
 def test_two_dimensional_lesions_are_8_connected_and_tabulated():
     labels = np.zeros((20, 20, 1), np.uint8)
-    labels[2, 2, 0] = labels[3, 3, 0] = 2   # diagonal neighbours: one lesion
-    labels[10:12, 10:13, 0] = 2             # a second lesion
+    labels[2, 2, 0] = labels[3, 3, 0] = 2  # diagonal neighbours: one lesion
+    labels[10:12, 10:13, 0] = 2  # a second lesion
     _, table = classify_lesions_2d(labels, VOXEL, np.zeros(labels.shape, bool))
     assert tuple(table.columns) == LESIONS_2D_COLUMNS
     assert table["n_pixels"].tolist() == [2, 6]
@@ -225,15 +237,16 @@ def test_inputs_are_checked():
 
 # --- 3-D lesions -----------------------------------------------------------------------------
 
+
 def _three_slice_lesion(peri_px, para_px):
     """One 3-D lesion: a PEWMH part on slice 0 (beside the ventricle) and PAWMH parts on
     slices 1 and 2 (no ventricle there), overlapping in-plane so they connect."""
     labels = np.zeros(SHAPE + (3,), np.uint8)
     labels[0:5, 20:60, 0] = 1
-    labels[5:5 + peri_px, LINE_AT, 0] = 2
+    labels[5 : 5 + peri_px, LINE_AT, 0] = 2
     half = para_px // 2
-    labels[5:5 + half, LINE_AT, 1] = 2
-    labels[5:5 + para_px - half, LINE_AT, 2] = 2
+    labels[5 : 5 + half, LINE_AT, 1] = 2
+    labels[5 : 5 + para_px - half, LINE_AT, 2] = 2
     class_volume, _ = classify_lesions_2d(labels, VOXEL, np.zeros(labels.shape, bool))
     return labels, class_volume
 
@@ -255,8 +268,8 @@ def test_three_d_class_is_the_majority_of_voxels_with_precedence_on_ties(peri_px
 
 def test_three_d_lesions_are_26_connected():
     labels = np.zeros((10, 10, 3), np.uint8)
-    labels[2, 2, 0] = labels[3, 3, 1] = 2    # corner contact across slices: one lesion
-    labels[7, 7, 0] = labels[7, 7, 2] = 2    # a slice apart: two lesions
+    labels[2, 2, 0] = labels[3, 3, 1] = 2  # corner contact across slices: one lesion
+    labels[7, 7, 0] = labels[7, 7, 2] = 2  # a slice apart: two lesions
     class_volume, table2d = classify_lesions_2d(labels, VOXEL, np.zeros(labels.shape, bool))
     table = lesions_3d(labels, class_volume, VOXEL)
     assert len(table2d) == 4
@@ -265,6 +278,7 @@ def test_three_d_lesions_are_26_connected():
 
 
 # --- subject metrics -------------------------------------------------------------------------
+
 
 def _random_subject(n_slices, seed=0):
     rng = np.random.default_rng(seed)
@@ -319,10 +333,12 @@ def test_reference_window_is_nan_with_fewer_than_16_slices():
         assert math.isnan(profile.metrics["intracranial_area_mm2_reference_window"]) != defined
         if defined:
             assert profile.metrics["intracranial_area_mm2_reference_window"] == pytest.approx(
-                profile.metrics["intracranial_area_mm2"] * 8 / 16)
+                profile.metrics["intracranial_area_mm2"] * 8 / 16
+            )
 
 
 # --- cortical CSF mask -----------------------------------------------------------------------
+
 
 def _phantom_slice(outside_value):
     """A bright brain (ellipse) with a dark sulcus, a dark ventricle, an isolated dark pixel
@@ -351,8 +367,8 @@ def test_csf_mask_finds_dark_sulci_inside_bright_tissue():
     assert csf.shape == image.shape and csf.dtype == bool
     expected = sulcus.copy()
     for p in pair:
-        expected[p + (0,)] = True                    # a dark pair of pixels is kept ...
-    assert not expected[speck + (0,)]                # ... a single dark pixel is dropped (< 2 pixels)
+        expected[p + (0,)] = True  # a dark pair of pixels is kept ...
+    assert not expected[speck + (0,)]  # ... a single dark pixel is dropped (< 2 pixels)
     # Exactly the sulcus and the pair: no bright tissue, no ventricle, nothing outside the brain.
     np.testing.assert_array_equal(csf, expected)
 
@@ -371,6 +387,7 @@ def test_csf_mask_of_an_empty_or_flat_slice_is_empty():
 
 
 # --- real data -------------------------------------------------------------------------------
+
 
 def test_classification_of_the_real_manual_masks(sample_subject: SampleSubject):
     s = sample_subject
@@ -402,6 +419,7 @@ def test_classification_of_the_real_manual_masks(sample_subject: SampleSubject):
 
 
 # --- property --------------------------------------------------------------------------------
+
 
 @st.composite
 def _cases(draw):
@@ -438,8 +456,11 @@ def test_every_lesion_pixel_gets_exactly_one_class_and_distances_are_exact(case)
         edge_v = _brute_force_distance(pixels, ventricle, voxel)
         centroid_v = _brute_force_distance(pixels.mean(axis=0, keepdims=True), ventricle, voxel)
         edge_c = _brute_force_distance(pixels, np.argwhere(csf[..., row.slice]), voxel)
-        for got, want in ((row.edge_to_ventricle_mm, edge_v), (row.centroid_to_ventricle_mm, centroid_v),
-                          (row.edge_to_csf_mm, edge_c)):
+        for got, want in (
+            (row.edge_to_ventricle_mm, edge_v),
+            (row.centroid_to_ventricle_mm, centroid_v),
+            (row.edge_to_csf_mm, edge_c),
+        ):
             assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-9)
         peri = edge_v <= rule.periventricular_edge_mm or centroid_v <= rule.periventricular_centroid_mm
         juxta = edge_c <= rule.juxtacortical_edge_mm and row.area_mm2 <= rule.juxtacortical_max_area_mm2

@@ -300,7 +300,6 @@ def test_demo_sheet():
     assert sorted(row["age"] for row in rows if not row["age"].isdigit()) == [""]
 
 
-
 def test_shipped_sheet_is_the_demo_cohort():
     """config/subjects.tsv lists exactly the demo subjects, as demo_sheet_rows writes them."""
     data = (Path(__file__).resolve().parents[1] / "config" / "subjects.tsv").read_bytes()
@@ -308,4 +307,5 @@ def test_shipped_sheet_is_the_demo_cohort():
     lines = data.decode().splitlines()
     assert lines[0].split("\t") == list(demo.SHEET_COLUMNS)
     assert [line.split("\t") for line in lines[1:]] == [
-        [row[c] for c in demo.SHEET_COLUMNS] for row in demo.demo_sheet_rows("../resources/demo")]
+        [row[c] for c in demo.SHEET_COLUMNS] for row in demo.demo_sheet_rows("../resources/demo")
+    ]

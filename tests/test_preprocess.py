@@ -68,7 +68,9 @@ def test_model_grid_image_and_affine(preprocessed):
     brain = result.brain_mask.astype(bool)
     assert np.corrcoef(back[brain], subject.flair[brain])[0, 1] > 0.95
     # Normalised within the brain.
-    brain_model = resample(result.canonical_mask.astype(np.uint8), to_canonical(brain, native)[1], result.model, order=0) > 0
+    brain_model = (
+        resample(result.canonical_mask.astype(np.uint8), to_canonical(brain, native)[1], result.model, order=0) > 0
+    )
     low, high = np.percentile(result.flair[brain_model], [1, 99])
     assert low == pytest.approx(0.0, abs=0.05) and high == pytest.approx(1.0, abs=0.05)
 
@@ -151,9 +153,16 @@ def test_denoise_preserves_edges_and_reduces_noise():
 def test_preprocess_subject_writes_outputs(tmp_path):
     subject = SampleSubject("105755")
     paths = {name: tmp_path / name for name in ("brain_mask.nii.gz", "flair_preproc.nii.gz", "qc.json", "qc.png")}
-    preprocess_subject("105755", subject.flair_path, skull_stripped=False, settings=SETTINGS,
-                       brain_mask_path=paths["brain_mask.nii.gz"], flair_preproc_path=paths["flair_preproc.nii.gz"],
-                       qc_json_path=paths["qc.json"], qc_png_path=paths["qc.png"])
+    preprocess_subject(
+        "105755",
+        subject.flair_path,
+        skull_stripped=False,
+        settings=SETTINGS,
+        brain_mask_path=paths["brain_mask.nii.gz"],
+        flair_preproc_path=paths["flair_preproc.nii.gz"],
+        qc_json_path=paths["qc.json"],
+        qc_png_path=paths["qc.png"],
+    )
     mask_img = nib.load(paths["brain_mask.nii.gz"])
     np.testing.assert_allclose(mask_img.affine, subject.affine, atol=1e-4)
     assert mask_img.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(mask_img.dataobj))) == {0, 1}

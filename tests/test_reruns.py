@@ -38,7 +38,9 @@ def project(tmp_path_factory, demo_run) -> Path:
     folder = make_project(tmp_path_factory.mktemp("reruns"))
     (folder / "data").mkdir()
     for subject_id in SUBJECTS:
-        shutil.copy(demo_run / "resources" / "demo" / subject_id / "flair.nii.gz", folder / "data" / f"{subject_id}.nii.gz")
+        shutil.copy(
+            demo_run / "resources" / "demo" / subject_id / "flair.nii.gz", folder / "data" / f"{subject_id}.nii.gz"
+        )
     # Five subjects in the sheet; the sixth FLAIR waits in data/ to be added by a test.
     rows = [sheet_row(s, "MS" if k % 2 else "HC", 30 + 5 * k) for k, s in enumerate(SUBJECTS[:5])]
     (folder / "config" / "subjects.tsv").write_text(HEADER + "".join(rows))
@@ -67,8 +69,11 @@ def _job_intervals(project: Path, rule: str) -> list[tuple[datetime, datetime]]:
     stamp = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO .*: (started|done in)")
     intervals = []
     for log in sorted((project / "results" / "logs" / rule).glob("*.log")):
-        times = {m.group(2): datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-                 for m in map(stamp.match, log.read_text().splitlines()) if m}
+        times = {
+            m.group(2): datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            for m in map(stamp.match, log.read_text().splitlines())
+            if m
+        }
         intervals.append((times["started"], times["done in"]))
     return intervals
 

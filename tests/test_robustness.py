@@ -47,12 +47,17 @@ def _bad_images(folder: Path, good_flair: Path) -> dict[str, tuple[str, str]]:
     raw = good_flair.read_bytes()
     catalogue = {
         "truncated": ("cannot be read, the file may be truncated", lambda p: p.write_bytes(raw[: len(raw) // 2])),
-        "not-nifti": ("not a readable NIfTI image", lambda p: p.write_bytes(gzip.compress(b"patient,age\n1,40\n" * 50))),
+        "not-nifti": (
+            "not a readable NIfTI image",
+            lambda p: p.write_bytes(gzip.compress(b"patient,age\n1,40\n" * 50)),
+        ),
         "two-d": ("expected a 3-D image, got 2-D", lambda p: _nifti(p, np.ones((64, 64)))),
         "four-d": ("expected a 3-D image, got 4-D", lambda p: _nifti(p, np.ones((64, 64, 20, 3)))),
         "all-zero": ("image is constant", lambda p: _nifti(p, np.zeros((128, 128, 20)), good.affine)),
-        "nan-voxels": ("voxels are NaN or infinite", lambda p: _nifti(p, np.where(data > data.mean(), np.nan, data),
-                                                                       good.affine)),
+        "nan-voxels": (
+            "voxels are NaN or infinite",
+            lambda p: _nifti(p, np.where(data > data.mean(), np.nan, data), good.affine),
+        ),
         "huge-voxels": ("implausible voxel size", lambda p: _nifti(p, data, np.diag([90.0, 90.0, 90.0, 1.0]))),
         "absurd-dims": ("implausible dimensions", lambda p: _nifti(p, np.ones((4096, 16, 2)))),
         "flat-affine": ("degenerate affine", lambda p: _singular_affine_nifti(p, data)),
@@ -109,10 +114,14 @@ def test_good_subjects_complete_and_the_cohort_is_analysed(catalogue_run):
     status = dict(zip(cohort["subject_id"], cohort["status"]))
     assert all(status[s] == "ok" for s in GOOD) and all(status[s] == "failed" for s in bad)
     ok = cohort[cohort["status"] == "ok"]
-    assert ok["TotalVentricleArea"].gt(0).all() and cohort.loc[cohort["status"] == "failed", "TotalVentricleArea"].isna().all()
+    assert (
+        ok["TotalVentricleArea"].gt(0).all()
+        and cohort.loc[cohort["status"] == "failed", "TotalVentricleArea"].isna().all()
+    )
     descriptives = pd.read_csv(project / "results" / "stats" / "descriptives.tsv", sep="\t")
-    pooled = descriptives.query("variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' "
-                                "and age_group == 'all'")
+    pooled = descriptives.query(
+        "variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'"
+    )
     assert pooled["n"].tolist() == [len(GOOD)]
     assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed" in result.stderr
     statistics_log = (project / "results" / "logs" / "statistics.log").read_text()
@@ -142,7 +151,8 @@ def test_on_error_stop_fails_the_run_with_the_message(tmp_path, demo_run):
     shutil.copy(demo_run / "resources" / "demo" / GOOD[1] / "flair.nii.gz", project / "data" / "good.nii.gz")
     (project / "data" / "bad.nii.gz").write_bytes((project / "data" / "good.nii.gz").read_bytes()[:5000])
     (project / "config" / "subjects.tsv").write_text(
-        HEADER + "good\t../data/good.nii.gz\tHC\t40\tF\nbad\t../data/bad.nii.gz\tMS\t50\tM\n")
+        HEADER + "good\t../data/good.nii.gz\tHC\t40\tF\nbad\t../data/bad.nii.gz\tMS\t50\tM\n"
+    )
     result = run_snakemake(project, "--cores", "2", "--keep-going", "--config", "on_error=stop", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
@@ -182,10 +192,13 @@ def test_bad_masks_are_named_and_left_out_of_the_evaluation(tmp_path, demo_run):
         affine = shifted if subject_id == "wrong-affine" else flair.affine
         _nifti(data / f"{subject_id}_wmh.nii.gz", lesions, affine)
         _nifti(data / f"{subject_id}_vent.nii.gz", vents, flair.affine)
-        rows.append(f"{subject_id}\t../data/flair.nii.gz\tMS\t40\tF\t../data/{subject_id}_wmh.nii.gz\t"
-                    f"../data/{subject_id}_vent.nii.gz\n")
+        rows.append(
+            f"{subject_id}\t../data/flair.nii.gz\tMS\t40\tF\t../data/{subject_id}_wmh.nii.gz\t"
+            f"../data/{subject_id}_vent.nii.gz\n"
+        )
     (project / "config" / "subjects.tsv").write_text(
-        "subject_id\tflair\tgroup\tage\tsex\twmh_mask\tventricles_mask\n" + "".join(rows))
+        "subject_id\tflair\tgroup\tage\tsex\twmh_mask\tventricles_mask\n" + "".join(rows)
+    )
     run_snakemake(project, "--cores", "2", "results/evaluation/segmentation_per_subject.tsv")
     table = pd.read_csv(project / "results" / "evaluation" / "segmentation_per_subject.tsv", sep="\t")
     assert sorted(set(table["subject_id"])) == ["masks-ok", "no-lesions"]
@@ -196,8 +209,17 @@ def test_bad_masks_are_named_and_left_out_of_the_evaluation(tmp_path, demo_run):
             assert "_wmh.nii.gz" in line or "_vent.nii.gz" in line
             assert words in line, line
     # With on_error: stop the first bad mask stops the evaluation, with the same message.
-    failed = run_snakemake(project, "results/evaluation/segmentation_per_subject.tsv", "--cores", "2", "--forcerun",
-                           "evaluate_segmentation", "--config", "on_error=stop", check=False)
+    failed = run_snakemake(
+        project,
+        "results/evaluation/segmentation_per_subject.tsv",
+        "--cores",
+        "2",
+        "--forcerun",
+        "evaluate_segmentation",
+        "--config",
+        "on_error=stop",
+        check=False,
+    )
     assert failed.returncode != 0 and "does not match the FLAIR's" in failed.stdout + failed.stderr
 
 
@@ -210,7 +232,9 @@ def _three_subject_project(folder: Path, demo_run: Path) -> Path:
     (project / "data").mkdir()
     rows = []
     for k, subject_id in enumerate(GOOD[:3]):
-        shutil.copy(demo_run / "resources" / "demo" / subject_id / "flair.nii.gz", project / "data" / f"{subject_id}.nii.gz")
+        shutil.copy(
+            demo_run / "resources" / "demo" / subject_id / "flair.nii.gz", project / "data" / f"{subject_id}.nii.gz"
+        )
         rows.append(f"{subject_id}\t../data/{subject_id}.nii.gz\t{'MS' if k % 2 else 'HC'}\t{45 + k}\tM\n")
     (project / "config" / "subjects.tsv").write_text(HEADER + "".join(rows))
     return project
@@ -219,10 +243,20 @@ def _three_subject_project(folder: Path, demo_run: Path) -> Path:
 def _kill_when_started(project: Path, log: str, timeout_s: float = 300) -> None:
     """Start the workflow and SIGKILL it, jobs and all, once ``log`` (under results/logs/) says
     its job started."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory",
-               str(project), "--cores", "1"]
-    process = subprocess.Popen(command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "workflow" / "Snakefile"),
+        "--directory",
+        str(project),
+        "--cores",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     path = project / "results" / "logs" / log
     deadline = time.monotonic() + timeout_s
     try:
@@ -248,8 +282,11 @@ def _assert_no_partial_outputs(results: Path) -> None:
 
 
 def _output_files(results: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*"))
-            if p.is_file() and "logs" not in p.parts}
+    return {
+        str(p.relative_to(results)): p.read_bytes()
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and "logs" not in p.parts
+    }
 
 
 def test_killed_runs_resume_to_the_same_outputs(tmp_path, demo_run):
@@ -296,8 +333,11 @@ def test_no_header_text_or_path_reaches_the_outputs(tmp_path, demo_run):
     header["aux_file"] = b"AUXSECRET"
     header.set_intent("t test", (10.0,), name="INTENTSECRET")
     nib.save(nib.Nifti1Image(np.asarray(image.dataobj), image.affine, header), folder / "flair.nii.gz")
-    (project / "config" / "subjects.tsv").write_text(HEADER + "anon01\t../data/DOE_JOHN_19610101/flair.nii.gz\tMS\t50\tF\n"
-                                                              + "anon02\t../data/DOE_JOHN_19610101/flair.nii.gz\tHC\t40\tM\n")
+    (project / "config" / "subjects.tsv").write_text(
+        HEADER
+        + "anon01\t../data/DOE_JOHN_19610101/flair.nii.gz\tMS\t50\tF\n"
+        + "anon02\t../data/DOE_JOHN_19610101/flair.nii.gz\tHC\t40\tM\n"
+    )
     run_snakemake(project, "--cores", "2")
     secrets = [b"DOE", b"JOHN", b"19610101", b"MRN4711", b"HOSPITALDB", b"AUXSECRET", b"INTENTSECRET"]
     checked = 0
@@ -363,12 +403,17 @@ def test_every_sheet_problem_is_reported_at_once_before_any_job(tmp_path):
     assert not (project / "results").exists(), "no job ran"
 
 
-@pytest.mark.parametrize("text,words", [
-    ("subject_id\tflair\tage\tsex\ns1\t../data/s1.nii.gz\t40\tF\n",
-     "line 1, column group: required column is missing from the header"),
-    ("", "the file is empty"),
-    (HEADER, "the sheet has a header but no subject rows"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        (
+            "subject_id\tflair\tage\tsex\ns1\t../data/s1.nii.gz\t40\tF\n",
+            "line 1, column group: required column is missing from the header",
+        ),
+        ("", "the file is empty"),
+        (HEADER, "the sheet has a header but no subject rows"),
+    ],
+)
 def test_sheet_without_a_column_or_rows_stops_with_the_reason(tmp_path, text, words):
     project = _sheet_project(tmp_path, text)
     result = run_snakemake(project, "--cores", "1", check=False)

@@ -74,7 +74,9 @@ def real_slices():
     for subject_id in ("104252", "105755"):
         subject = SampleSubject(subject_id)
         result = preprocess(subject.flair, subject.affine)
-        labels = labels_to_model(label_volume(subject.lesions, subject.ventricles), Grid(subject.flair.shape, subject.affine), result.model)
+        labels = labels_to_model(
+            label_volume(subject.lesions, subject.ventricles), Grid(subject.flair.shape, subject.affine), result.model
+        )
         xs.append(network_input(result.flair))
         ys.append(network_labels(labels))
     return np.concatenate(xs), np.concatenate(ys)
@@ -89,7 +91,9 @@ def test_short_training_on_real_slices_lowers_the_loss(real_slices):
     from msprofile.segmentation.train import TrainingSettings, train
 
     x, y = real_slices
-    settings = TrainingSettings(base_filters=8, epochs=8, steps_per_epoch=4, batch_size=4, crop=64, learning_rate=3e-3, seed=1)
+    settings = TrainingSettings(
+        base_filters=8, epochs=8, steps_per_epoch=4, batch_size=4, crop=64, learning_rate=3e-3, seed=1
+    )
     model, losses = train(x, y, settings)
     assert len(losses) == 8
     assert np.mean(losses[-2:]) < 0.9 * losses[0]

@@ -90,8 +90,8 @@ def test_problem_text_matches_documented_form(tmp_path):
     error = sheet_error(write_sheet(tmp_path, rows))
     assert str(only_problem(error)) == "line 4 (subject 105074), column age: 'abc' is not a number"
     assert (
-        str(error)
-        == f"subject sheet {tmp_path / 'subjects.tsv'}: 1 problem\n  line 4 (subject 105074), column age: 'abc' is not a number"
+        str(error) == f"subject sheet {tmp_path / 'subjects.tsv'}: 1 problem\n"
+        "  line 4 (subject 105074), column age: 'abc' is not a number"
     )
 
 
@@ -120,7 +120,9 @@ def test_ids_differing_only_in_case_are_duplicates(tmp_path):
     sheet = write_sheet(tmp_path, [row("Sub1"), row("sub1")])
     with pytest.raises(SheetError) as error:
         load(sheet)
-    assert "line 3 (subject sub1), column subject_id: duplicate subject ID, also on line 2 (as Sub1)" in str(error.value)
+    assert "line 3 (subject sub1), column subject_id: duplicate subject ID, also on line 2 (as Sub1)" in str(
+        error.value
+    )
 
 
 def test_duplicate_ids_name_every_line_involved(tmp_path):

@@ -21,17 +21,32 @@ from hypothesis import strategies as st
 from msprofile import stats
 from msprofile.jobs.statistics import load_cohort_table, write_statistics
 
-REFERENCE_CSV = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cohort_seed"
-                 / "brain_mri_analysis_results_PROCESSED_updated.csv")
+REFERENCE_CSV = (
+    Path(__file__).resolve().parents[1]
+    / ".."
+    / "shared"
+    / "data"
+    / "cohort_seed"
+    / "brain_mri_analysis_results_PROCESSED_updated.csv"
+)
 
 
 def cohort(rows: list[dict]) -> pd.DataFrame:
     """A cohort table from partial rows (defaults fill the rest; WMH = sum of the classes)."""
     out = []
     for k, row in enumerate(rows):
-        r = {"subject_id": f"s{k:03d}", "group": "HC", "age_years": 40.0, "sex": "F",
-             "TotalIntracranialArea": 100000.0, "TotalVentricleArea": 500.0,
-             "TotalPeriArea": 10.0, "TotalParaArea": 5.0, "TotalJuxtArea": 1.0, **row}
+        r = {
+            "subject_id": f"s{k:03d}",
+            "group": "HC",
+            "age_years": 40.0,
+            "sex": "F",
+            "TotalIntracranialArea": 100000.0,
+            "TotalVentricleArea": 500.0,
+            "TotalPeriArea": 10.0,
+            "TotalParaArea": 5.0,
+            "TotalJuxtArea": 1.0,
+            **row,
+        }
         if "TotalWMHArea" not in row:
             r["TotalWMHArea"] = r["TotalPeriArea"] + r["TotalParaArea"] + r["TotalJuxtArea"]
         out.append(r)
@@ -57,11 +72,20 @@ def random_cohort(n: int = 80, seed: int = 0) -> pd.DataFrame:
     peri[free] = para[free] = juxt[free] = 0
     icv = np.round(rng.normal(110000, 8000, n))
     vent = np.round(rng.normal(450, 90, n) + np.nan_to_num(age, nan=40) * 2 + ms * 40)
-    return pd.DataFrame({
-        "subject_id": [f"{100000 + k}" for k in range(n)], "group": group, "age_years": age, "sex": sex,
-        "TotalIntracranialArea": icv, "TotalVentricleArea": vent, "TotalWMHArea": peri + para + juxt,
-        "TotalPeriArea": peri, "TotalParaArea": para, "TotalJuxtArea": juxt,
-    })
+    return pd.DataFrame(
+        {
+            "subject_id": [f"{100000 + k}" for k in range(n)],
+            "group": group,
+            "age_years": age,
+            "sex": sex,
+            "TotalIntracranialArea": icv,
+            "TotalVentricleArea": vent,
+            "TotalWMHArea": peri + para + juxt,
+            "TotalPeriArea": peri,
+            "TotalParaArea": para,
+            "TotalJuxtArea": juxt,
+        }
+    )
 
 
 def holm_by_hand(p):
@@ -82,12 +106,19 @@ def holm_by_hand(p):
 
 
 def test_derive_ratios_and_shares():
-    table = cohort([
-        {"TotalIntracranialArea": 200000.0, "TotalVentricleArea": 1000.0, "TotalPeriArea": 30.0,
-         "TotalParaArea": 10.0, "TotalJuxtArea": 0.0},
-        {"TotalPeriArea": 0.0, "TotalParaArea": 0.0, "TotalJuxtArea": 0.0},  # lesion-free
-        {"TotalIntracranialArea": 0.0},  # broken row: no ratio, but kept
-    ])
+    table = cohort(
+        [
+            {
+                "TotalIntracranialArea": 200000.0,
+                "TotalVentricleArea": 1000.0,
+                "TotalPeriArea": 30.0,
+                "TotalParaArea": 10.0,
+                "TotalJuxtArea": 0.0,
+            },
+            {"TotalPeriArea": 0.0, "TotalParaArea": 0.0, "TotalJuxtArea": 0.0},  # lesion-free
+            {"TotalIntracranialArea": 0.0},  # broken row: no ratio, but kept
+        ]
+    )
     missing = stats.derive(table)
     zero = stats.derive(table, lesion_free_shares="zero")
     assert missing["VentricleRatio"].iloc[0] == pytest.approx(0.5)  # 1000 / 200000 * 100
@@ -165,8 +196,12 @@ def test_descriptives_against_numpy():
         assert row.q75 == pytest.approx(np.percentile(v, 75))
         assert (row.min, row.max) == (v.min(), v.max())
     # pooled rows include everybody
-    everyone = desc[(desc.variable == "TotalIntracranialArea") & (desc.group == "all") & (desc.sex == "all")
-                    & (desc.age_group == "all")]
+    everyone = desc[
+        (desc.variable == "TotalIntracranialArea")
+        & (desc.group == "all")
+        & (desc.sex == "all")
+        & (desc.age_group == "all")
+    ]
     assert everyone["n"].item() == len(table)
 
 
@@ -216,8 +251,9 @@ def test_lesion_free_shares_change_the_share_descriptives_only():
     assert n_free > 0
     assert pick(zero, "PEWMH%")["n"].item() == pick(missing, "PEWMH%")["n"].item() + n_free
     assert pick(zero, "PEWMH%")["mean"].item() < pick(missing, "PEWMH%")["mean"].item()
-    pd.testing.assert_frame_equal(pick(zero, "WMHRatio").reset_index(drop=True),
-                                  pick(missing, "WMHRatio").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        pick(zero, "WMHRatio").reset_index(drop=True), pick(missing, "WMHRatio").reset_index(drop=True)
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,7 +316,7 @@ def test_cohens_d_and_welch_by_hand():
     w = stats.welch_t(x, y)
     se = math.sqrt(x.var(ddof=1) / 4 + y.var(ddof=1) / 4)
     t = (2.5 - 5.0) / se
-    df = se ** 4 / ((x.var(ddof=1) / 4) ** 2 / 3 + (y.var(ddof=1) / 4) ** 2 / 3)
+    df = se**4 / ((x.var(ddof=1) / 4) ** 2 / 3 + (y.var(ddof=1) / 4) ** 2 / 3)
     assert w["t"] == pytest.approx(t)
     assert w["p"] == pytest.approx(2 * sps.t.sf(abs(t), df))
     assert w["d"] == pytest.approx(d)
@@ -320,8 +356,13 @@ def test_holm_matches_statsmodels(p_values):
 
 def test_chi_square_by_hand():
     # HC: 30 F, 20 M; MS: 10 F, 25 M
-    rows = ([{"group": "HC", "sex": "F"}] * 30 + [{"group": "HC", "sex": "M"}] * 20
-            + [{"group": "MS", "sex": "F"}] * 10 + [{"group": "MS", "sex": "M"}] * 25 + [{"group": "MS", "sex": None}])
+    rows = (
+        [{"group": "HC", "sex": "F"}] * 30
+        + [{"group": "HC", "sex": "M"}] * 20
+        + [{"group": "MS", "sex": "F"}] * 10
+        + [{"group": "MS", "sex": "M"}] * 25
+        + [{"group": "MS", "sex": None}]
+    )
     table = cohort(rows)
     res = stats.tests(table)
     row = res[(res.analysis == "demographics") & (res.variable == "sex")].iloc[0]
@@ -361,15 +402,16 @@ def test_tests_table_contract_directions_and_families():
     # within MS: male vs female, lesion-free subjects out of the shares
     ms = derived[derived.group == "MS"]
     for variable in stats.MS_SEX_VARIABLES:
-        row = res[(res.analysis == "ms_sex") & (res.variable == variable)
-                  & (res.effect_size_name == "rank_biserial")].iloc[0]
+        row = res[
+            (res.analysis == "ms_sex") & (res.variable == variable) & (res.effect_size_name == "rank_biserial")
+        ].iloc[0]
         m = ms.loc[ms.sex == "M", variable].dropna().to_numpy()
         f = ms.loc[ms.sex == "F", variable].dropna().to_numpy()
         assert (row.n1, row.n2) == (len(m), len(f))
         wins = (m[:, None] > f[None, :]).sum() - (m[:, None] < f[None, :]).sum()
         assert row.effect_size == pytest.approx(wins / (len(m) * len(f)))
     # Holm within each analysis over distinct tests; effect-size rows of one test share it
-    for analysis, family in res.groupby("analysis"):
+    for _, family in res.groupby("analysis"):
         distinct = family.drop_duplicates(["variable", "contrast", "test"])
         expected = dict(zip(zip(distinct.variable, distinct.test), holm_by_hand(distinct.p_value)))
         for row in family.itertuples():
@@ -405,9 +447,15 @@ def test_regressions_against_lstsq():
     rng = np.random.default_rng(7)
     n = 60
     age = rng.uniform(18, 70, n)
-    rows = [{"group": "HC" if k % 2 else "MS", "age_years": a,
-             "TotalVentricleArea": 300 + 0.2 * (a - 40) ** 2 + rng.normal(0, 20),
-             "TotalPeriArea": max(0.0, 5 + 0.5 * a + rng.normal(0, 8))} for k, a in enumerate(age)]
+    rows = [
+        {
+            "group": "HC" if k % 2 else "MS",
+            "age_years": a,
+            "TotalVentricleArea": 300 + 0.2 * (a - 40) ** 2 + rng.normal(0, 20),
+            "TotalPeriArea": max(0.0, 5 + 0.5 * a + rng.normal(0, 8)),
+        }
+        for k, a in enumerate(age)
+    ]
     rows[0]["age_years"] = np.nan  # left out of the fits, nowhere else
     table = cohort(rows)
     derived = stats.derive(table)
@@ -462,14 +510,26 @@ def _constructed_stratum() -> pd.DataFrame:
     para = [10, 10, 10, 10, 10, 11, 12, 30, 30, 40]
     juxt = [0, 0, 0, 0, 0, 0, 0, 0, 5, 40]
     for k in range(10):
-        rows.append({"group": "HC", "age_years": 45.0,
-                     "TotalVentricleArea": 5000.0 if k == 9 else 500.0 + 10 * k,
-                     "TotalIntracranialArea": 1000.0 * (26 if k == 9 else 10 + k),
-                     "TotalParaArea": float(para[k]), "TotalJuxtArea": float(juxt[k]),
-                     "TotalPeriArea": 400.0 if k == 9 else 20.0 + k})
+        rows.append(
+            {
+                "group": "HC",
+                "age_years": 45.0,
+                "TotalVentricleArea": 5000.0 if k == 9 else 500.0 + 10 * k,
+                "TotalIntracranialArea": 1000.0 * (26 if k == 9 else 10 + k),
+                "TotalParaArea": float(para[k]),
+                "TotalJuxtArea": float(juxt[k]),
+                "TotalPeriArea": 400.0 if k == 9 else 20.0 + k,
+            }
+        )
     for k in range(4):
-        rows.append({"group": "MS", "age_years": 44.0, "TotalVentricleArea": 9000.0 if k == 3 else 500.0 + k,
-                     "TotalPeriArea": 900.0 if k == 3 else 20.0 + k})
+        rows.append(
+            {
+                "group": "MS",
+                "age_years": 44.0,
+                "TotalVentricleArea": 9000.0 if k == 3 else 500.0 + k,
+                "TotalPeriArea": 900.0 if k == 3 else 20.0 + k,
+            }
+        )
     rows.append({"group": "HC", "age_years": np.nan, "TotalVentricleArea": 90000.0, "TotalPeriArea": 9000.0})
     return cohort(rows)
 
@@ -507,7 +567,7 @@ def test_outlier_rule_on_constructed_stratum():
 
 def _brute_force_flags(derived: pd.DataFrame, variables, f=2.0, z=3.5, min_stratum=5) -> np.ndarray:
     out = np.zeros((len(derived), len(variables)), bool)
-    for (group, age_group), idx in derived.groupby(["group", "age_group"], observed=True).groups.items():
+    for _, idx in derived.groupby(["group", "age_group"], observed=True).groups.items():
         pos = derived.index.get_indexer(idx)
         if len(pos) < min_stratum:
             continue
@@ -547,8 +607,9 @@ def test_outliers_when_no_subject_has_an_age_group(tmp_path):
     assert len(kept) == 60 and removed.empty and tuple(removed.columns) == stats.OUTLIERS_COLUMNS
     results = write_statistics(table, tmp_path, remove_outliers=True)
     assert (tmp_path / "outliers_removed.tsv").is_file() and results["outliers_removed"].empty
-    pooled = results["descriptives"].query("variable == 'TotalVentricleArea' and group == 'all' "
-                                           "and sex == 'all' and age_group == 'all'")
+    pooled = results["descriptives"].query(
+        "variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'"
+    )
     assert pooled["n"].tolist() == [60]
 
 
@@ -558,10 +619,12 @@ def test_outliers_when_no_subject_has_an_age_group(tmp_path):
 
 def test_load_cohort_table_and_errors(tmp_path):
     csv = tmp_path / "cohort.csv"
-    csv.write_text("PatientID,PatientAge,PatientSex,StudyGroup,TotalIntracranialArea,TotalVentricleArea,"
-                   "TotalWMHArea,TotalPeriArea,TotalParaArea,TotalJuxtArea\n"
-                   "000123,44.0,0,MS,116268,559,180,23,134,23\n"
-                   "000124,,1,HC,129157,459,0,0,0,0\n")
+    csv.write_text(
+        "PatientID,PatientAge,PatientSex,StudyGroup,TotalIntracranialArea,TotalVentricleArea,"
+        "TotalWMHArea,TotalPeriArea,TotalParaArea,TotalJuxtArea\n"
+        "000123,44.0,0,MS,116268,559,180,23,134,23\n"
+        "000124,,1,HC,129157,459,0,0,0,0\n"
+    )
     table = load_cohort_table(csv)
     assert table.subject_id.tolist() == ["000123", "000124"]
     assert table.sex.tolist() == ["F", "M"] and table.group.tolist() == ["MS", "HC"]
@@ -569,8 +632,9 @@ def test_load_cohort_table_and_errors(tmp_path):
     parquet = tmp_path / "cohort.parquet"
     table.to_parquet(parquet, index=False)
     again = load_cohort_table(parquet)
-    pd.testing.assert_frame_equal(again[list(stats.COHORT_COLUMNS)], table[list(stats.COHORT_COLUMNS)],
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        again[list(stats.COHORT_COLUMNS)], table[list(stats.COHORT_COLUMNS)], check_dtype=False
+    )
 
     broken = tmp_path / "broken.csv"
     broken.write_text("PatientID,PatientAge,StudyGroup,TotalIntracranialArea\n1,40,HC,1000\n")
@@ -592,9 +656,13 @@ def test_load_cohort_table_and_errors(tmp_path):
 
 def test_write_statistics_files_contract_and_determinism(tmp_path):
     table = random_cohort(120, seed=9)
-    contracts = {"descriptives": stats.DESCRIPTIVES_COLUMNS, "tests": stats.TESTS_COLUMNS,
-                 "correlations": stats.CORRELATIONS_COLUMNS, "regressions": stats.REGRESSIONS_COLUMNS,
-                 "outliers_removed": stats.OUTLIERS_COLUMNS}
+    contracts = {
+        "descriptives": stats.DESCRIPTIVES_COLUMNS,
+        "tests": stats.TESTS_COLUMNS,
+        "correlations": stats.CORRELATIONS_COLUMNS,
+        "regressions": stats.REGRESSIONS_COLUMNS,
+        "outliers_removed": stats.OUTLIERS_COLUMNS,
+    }
     first = write_statistics(table, tmp_path / "a")
     assert set(first) == set(contracts) - {"outliers_removed"}
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(f"{k}.tsv" for k in first)
@@ -615,8 +683,10 @@ def test_write_statistics_files_contract_and_determinism(tmp_path):
 
 def test_reference_table():
     if not REFERENCE_CSV.is_file():
-        pytest.skip(f"reference cohort table not found at {REFERENCE_CSV.resolve()} "
-                    "(it ships beside the repository as ../shared/data/cohort_seed)")
+        pytest.skip(
+            f"reference cohort table not found at {REFERENCE_CSV.resolve()} "
+            "(it ships beside the repository as ../shared/data/cohort_seed)"
+        )
     table = load_cohort_table(REFERENCE_CSV)
     assert len(table) == 1380
     assert table.group.value_counts().to_dict() == {"HC": 999, "MS": 381}
@@ -625,12 +695,17 @@ def test_reference_table():
     assert n_age == 1371
 
     import tempfile
+
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         results = write_statistics(table, out)
         elapsed = time.perf_counter() - start
         assert sorted(p.name for p in Path(out).iterdir()) == [
-            "correlations.tsv", "descriptives.tsv", "regressions.tsv", "tests.tsv"]
+            "correlations.tsv",
+            "descriptives.tsv",
+            "regressions.tsv",
+            "tests.tsv",
+        ]
     print(f"write_statistics on the reference table: {elapsed:.2f} s")
     assert elapsed < 10  # target well under 2 s on one core; generous here for a loaded machine
     desc = results["descriptives"]

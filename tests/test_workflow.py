@@ -38,9 +38,28 @@ def test_lint_is_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
+PYTHON_PATHS = ("src", "workflow/scripts", "tests", "benchmarks")
+
+
+def test_python_is_linted():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", *PYTHON_PATHS], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_python_is_formatted():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", *PYTHON_PATHS], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_snakefiles_are_formatted():
     files = [REPO / "workflow" / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
-    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *map(str, files)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", *map(str, files)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -55,7 +74,10 @@ def test_demo_cohort_is_preprocessed(demo_run):
 def test_demo_brain_masks_match_the_phantom_truth(demo_run):
     for subject in DEMO_SUBJECTS:
         truth = np.asarray(nib.load(demo_run / "resources" / "demo" / subject.subject_id / "brain.nii.gz").dataobj) > 0
-        mask = np.asarray(nib.load(demo_run / "results" / "subjects" / subject.subject_id / "brain_mask.nii.gz").dataobj) > 0
+        mask = (
+            np.asarray(nib.load(demo_run / "results" / "subjects" / subject.subject_id / "brain_mask.nii.gz").dataobj)
+            > 0
+        )
         assert dice(mask, truth) >= 0.95, subject.subject_id
 
 
@@ -174,22 +196,37 @@ def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
     project = make_project(tmp_path, config_changes={"stats": {"remove_outliers": True}})
     run_snakemake(project, "--cores", "2", "--config", f"cohort_table={table}")
     stats_dir = project / "results" / "stats"
-    assert sorted(p.name for p in stats_dir.iterdir()) == ["correlations.tsv", "descriptives.tsv", "regressions.tsv", "tests.tsv"]
+    assert sorted(p.name for p in stats_dir.iterdir()) == [
+        "correlations.tsv",
+        "descriptives.tsv",
+        "regressions.tsv",
+        "tests.tsv",
+    ]
     removed_dir = project / "results" / "stats_outliers_removed"
-    assert sorted(p.name for p in removed_dir.iterdir()) == ["correlations.tsv", "descriptives.tsv",
-                                                             "outliers_removed.tsv", "regressions.tsv", "tests.tsv"]
+    assert sorted(p.name for p in removed_dir.iterdir()) == [
+        "correlations.tsv",
+        "descriptives.tsv",
+        "outliers_removed.tsv",
+        "regressions.tsv",
+        "tests.tsv",
+    ]
     removed = pd.read_csv(removed_dir / "outliers_removed.tsv", sep="\t", dtype={"subject_id": str})
     kept = pd.read_csv(removed_dir / "descriptives.tsv", sep="\t")
     kept_n = kept.query("variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'")
     assert len(removed) > 0 and kept_n["n"].tolist() == [1380 - len(removed)], "removed + kept = everyone"
     assert not (project / "results" / "subjects").exists(), "no subject should be processed"
     descriptives = pd.read_csv(stats_dir / "descriptives.tsv", sep="\t")
-    pooled = descriptives[(descriptives["group"] == "all") & (descriptives["sex"] == "all") & (descriptives["age_group"] == "all")]
+    pooled = descriptives[
+        (descriptives["group"] == "all") & (descriptives["sex"] == "all") & (descriptives["age_group"] == "all")
+    ]
     n_by_variable = dict(zip(pooled["variable"], pooled["n"]))
     assert n_by_variable["TotalVentricleArea"] == 1380, "every subject counts"
     assert n_by_variable["age_years"] == 1371, "nine subjects have no age"
-    by_group = descriptives[(descriptives["variable"] == "TotalVentricleArea") & (descriptives["sex"] == "all")
-                            & (descriptives["age_group"] == "all")].set_index("group")["n"]
+    by_group = descriptives[
+        (descriptives["variable"] == "TotalVentricleArea")
+        & (descriptives["sex"] == "all")
+        & (descriptives["age_group"] == "all")
+    ].set_index("group")["n"]
     assert by_group["HC"] == 999 and by_group["MS"] == 381
     tests_table = pd.read_csv(stats_dir / "tests.tsv", sep="\t")
     hc_vs_ms = tests_table[tests_table["analysis"] == "hc_vs_ms"]

@@ -74,8 +74,13 @@ class BrainMask:
     tissue_intensity: float
 
 
-def brain_mask(image: np.ndarray, pixel_size_mm: float, *, skull_stripped: bool = False,
-               settings: BrainMaskSettings = BrainMaskSettings()) -> BrainMask:
+def brain_mask(
+    image: np.ndarray,
+    pixel_size_mm: float,
+    *,
+    skull_stripped: bool = False,
+    settings: BrainMaskSettings = BrainMaskSettings(),
+) -> BrainMask:
     """Brain mask of a canonical (axial slices on the last axis) FLAIR volume.
 
     ``image``: float array (X, Y, Z), any positive intensity scale. ``pixel_size_mm``: the
@@ -177,7 +182,9 @@ def _inplane_distance_mm(mask: np.ndarray, pixel_size_mm: float) -> np.ndarray:
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Per slice, fill the background regions that do not touch the slice border."""
     labels, _ = ndimage.label(~mask, structure=_INPLANE_4)
-    border = np.unique(np.concatenate([labels[0].ravel(), labels[-1].ravel(), labels[:, 0].ravel(), labels[:, -1].ravel()]))
+    border = np.unique(
+        np.concatenate([labels[0].ravel(), labels[-1].ravel(), labels[:, 0].ravel(), labels[:, -1].ravel()])
+    )
     return mask | ~np.isin(labels, border)
 
 

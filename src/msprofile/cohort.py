@@ -22,13 +22,15 @@ def subject_row(metrics: dict, qc: dict) -> dict:
     and flags, and what produced them."""
     row = {column: metrics[key] for column, key in REFERENCE_COLUMNS.items()}
     row.update({key: value for key, value in metrics.items() if key not in ("subject_id",)})
-    row.update({
-        "icv_ml_preprocess": qc["intracranial_volume_ml"],
-        "brain_z_extent_mm": qc["brain_z_extent_mm"],
-        "qc_pass": bool(qc["qc_pass"]),
-        "qc_flags": ";".join(qc["flags"]),
-        "preprocess_version": qc["msprofile_version"],
-    })
+    row.update(
+        {
+            "icv_ml_preprocess": qc["intracranial_volume_ml"],
+            "brain_z_extent_mm": qc["brain_z_extent_mm"],
+            "qc_pass": bool(qc["qc_pass"]),
+            "qc_flags": ";".join(qc["flags"]),
+            "preprocess_version": qc["msprofile_version"],
+        }
+    )
     return row
 
 
@@ -54,17 +56,34 @@ def build_cohort_table(sheet: pd.DataFrame, results) -> pd.DataFrame:
         }
         if "failure" in result:
             failure = result["failure"]
-            rows.append({**demographics, "status": "failed", "failed_step": failure["step"],
-                         "error": failure["error"]})
+            rows.append({**demographics, "status": "failed", "failed_step": failure["step"], "error": failure["error"]})
             continue
-        rows.append({**demographics, "status": "ok", "failed_step": None, "error": None,
-                     **subject_row(result["metrics"], result["qc"])})
+        rows.append(
+            {
+                **demographics,
+                "status": "ok",
+                "failed_step": None,
+                "error": None,
+                **subject_row(result["metrics"], result["qc"]),
+            }
+        )
     table = pd.DataFrame(rows)
     table["age_years"] = table["age_years"].astype("float64")
-    for column in ("subject_id", "group", "sex", "status", "failed_step", "error", "qc_flags", "segmentation_model",
-                   "segmentation_model_sha256", "preprocess_version"):
-        table[column] = table[column].astype("string") if column in table else pd.Series(
-            pd.NA, index=table.index, dtype="string")
+    for column in (
+        "subject_id",
+        "group",
+        "sex",
+        "status",
+        "failed_step",
+        "error",
+        "qc_flags",
+        "segmentation_model",
+        "segmentation_model_sha256",
+        "preprocess_version",
+    ):
+        table[column] = (
+            table[column].astype("string") if column in table else pd.Series(pd.NA, index=table.index, dtype="string")
+        )
     for column in table.columns:
         if column.startswith("n_"):
             table[column] = table[column].astype("Int64")

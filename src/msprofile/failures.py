@@ -16,8 +16,15 @@ from pathlib import Path
 
 from .io import InputImageError, load_json, save_json, write_empty_file
 
-__all__ = ["FAILURE_FILE", "ON_ERROR_CHOICES", "SUBJECT_ERRORS", "InputImageError", "is_placeholder", "read_failure",
-           "run_subject_step"]
+__all__ = [
+    "FAILURE_FILE",
+    "ON_ERROR_CHOICES",
+    "SUBJECT_ERRORS",
+    "InputImageError",
+    "is_placeholder",
+    "read_failure",
+    "run_subject_step",
+]
 
 log = logging.getLogger("msprofile")
 
@@ -49,8 +56,16 @@ def read_failure(subject_dir: str | os.PathLike) -> dict | None:
     return load_json(path)
 
 
-def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, upstream, outputs,
-                     subject_dir: str | os.PathLike, on_error: str) -> bool:
+def run_subject_step(
+    step: str,
+    subject_id: str,
+    work: Callable[[], None],
+    *,
+    upstream,
+    outputs,
+    subject_dir: str | os.PathLike,
+    on_error: str,
+) -> bool:
     """Run one per-subject step, ``work()``, under the ``on_error`` policy; return whether it ran
     and succeeded.
 
@@ -67,8 +82,13 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, not {on_error!r}")
     if any(is_placeholder(p) for p in upstream):
         failure = read_failure(subject_dir) or {}
-        log.warning("%s %s: not run, an earlier step failed (%s: %s)", step, subject_id,
-                    failure.get("step", "unknown step"), failure.get("error", "see its log"))
+        log.warning(
+            "%s %s: not run, an earlier step failed (%s: %s)",
+            step,
+            subject_id,
+            failure.get("step", "unknown step"),
+            failure.get("error", "see its log"),
+        )
         _write_placeholders(outputs)
         return False
     try:
@@ -76,8 +96,7 @@ def run_subject_step(step: str, subject_id: str, work: Callable[[], None], *, up
     except SUBJECT_ERRORS as exc:
         if on_error == "stop":
             raise
-        log.error("%s %s: failed, recorded (on_error: record): %s\n%s", step, subject_id, exc,
-                  traceback.format_exc())
+        log.error("%s %s: failed, recorded (on_error: record): %s\n%s", step, subject_id, exc, traceback.format_exc())
         # InputImageError names subject, file and problem itself; anything else gets its type.
         error = str(exc) if isinstance(exc, InputImageError) else f"{type(exc).__name__}: {exc}"
         save_json({"subject_id": subject_id, "step": step, "error": error}, Path(subject_dir) / FAILURE_FILE)

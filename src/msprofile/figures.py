@@ -81,8 +81,7 @@ GROUP_COLOURS = {"HC": "#009E73", "MS": "#D55E00"}
 SEX_COLOURS = {"F": "#CC79A7", "M": "#0072B2", stats.UNKNOWN_SEX: "#999999"}
 SEX_NAMES = {"F": "female", "M": "male", stats.UNKNOWN_SEX: "sex unknown"}
 CLASS_COLOURS = {"TotalPeriArea": "#882255", "TotalParaArea": "#E69F00", "TotalJuxtArea": "#56B4E9"}
-CLASS_NAMES = {"TotalPeriArea": "periventricular", "TotalParaArea": "paraventricular",
-               "TotalJuxtArea": "juxtacortical"}
+CLASS_NAMES = {"TotalPeriArea": "periventricular", "TotalParaArea": "paraventricular", "TotalJuxtArea": "juxtacortical"}
 SHARE_OF_CLASS = dict(zip(stats.CLASS_AREA_COLUMNS, stats.SHARE_COLUMNS))
 POOLED_COLOUR = "black"
 
@@ -101,9 +100,17 @@ VARIABLE_LABELS = {
     "JCWMH%": "JCWMH% (% of lesion area)",
 }
 SHORT_LABELS = {
-    stats.AGE: "Age", "TotalIntracranialArea": "Intracranial", "TotalVentricleArea": "Ventricle",
-    "TotalWMHArea": "Lesion (WMH)", "TotalPeriArea": "Peri", "TotalParaArea": "Para", "TotalJuxtArea": "Juxta",
-    "VentricleRatio": "VentricleRatio", "WMHRatio": "WMHRatio", "PEWMH%": "PEWMH%", "PAWMH%": "PAWMH%",
+    stats.AGE: "Age",
+    "TotalIntracranialArea": "Intracranial",
+    "TotalVentricleArea": "Ventricle",
+    "TotalWMHArea": "Lesion (WMH)",
+    "TotalPeriArea": "Peri",
+    "TotalParaArea": "Para",
+    "TotalJuxtArea": "Juxta",
+    "VentricleRatio": "VentricleRatio",
+    "WMHRatio": "WMHRatio",
+    "PEWMH%": "PEWMH%",
+    "PAWMH%": "PAWMH%",
     "JCWMH%": "JCWMH%",
 }
 
@@ -133,10 +140,12 @@ CONFIDENCE = 0.95
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
 
+
 def _prepare(table: pd.DataFrame, lesion_free_shares: str) -> pd.DataFrame:
     """The derived cohort table (:func:`msprofile.stats.derive`) sorted by ``subject_id``."""
     derived = all(c in table.columns for c in stats.DERIVED_COLUMNS) and isinstance(
-        table[stats.AGE_GROUP].dtype, pd.CategoricalDtype)
+        table[stats.AGE_GROUP].dtype, pd.CategoricalDtype
+    )
     same_option = table.attrs.get("notes", {}).get("lesion_free_shares") == lesion_free_shares
     d = table if (derived and same_option) else stats.derive(table, lesion_free_shares=lesion_free_shares)
     notes = dict(d.attrs.get("notes", {}))
@@ -166,8 +175,15 @@ def _header(fig: Figure, title: str, note: str | None, handles=None, ncol: int =
         fig.text(0.5, 1 - used / h, note, ha="center", va="top", fontsize=6.5, color="0.25", style="italic")
         used += 0.14
     if handles:
-        fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - used / h), ncol=ncol,
-                   borderaxespad=0.0, handlelength=1.6, columnspacing=1.5)
+        fig.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 1 - used / h),
+            ncol=ncol,
+            borderaxespad=0.0,
+            handlelength=1.6,
+            columnspacing=1.5,
+        )
         used += 0.2
     return used
 
@@ -181,19 +197,38 @@ def _footnote(fig: Figure, lines) -> float:
             wrapped += textwrap.wrap(line, width=int(w * 25))
     if not wrapped:
         return 0.05
-    fig.text(0.01, 0.04 / h, "\n".join(wrapped), ha="left", va="bottom", fontsize=5.5, color="0.25",
-             linespacing=1.25)
+    fig.text(0.01, 0.04 / h, "\n".join(wrapped), ha="left", va="bottom", fontsize=5.5, color="0.25", linespacing=1.25)
     return 0.1 + 0.1 * len(wrapped)
 
 
-def _grid(fig: Figure, nrows: int, ncols: int, *, left: float, right: float, top: float, bottom: float,
-          wgap: float = 0.0, hgap: float = 0.0, **kwargs):
+def _grid(
+    fig: Figure,
+    nrows: int,
+    ncols: int,
+    *,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    wgap: float = 0.0,
+    hgap: float = 0.0,
+    **kwargs,
+):
     """A GridSpec with margins and gaps given in inches."""
     w, h = _inches(fig)
     aw = (w - left - right - (ncols - 1) * wgap) / ncols
     ah = (h - top - bottom - (nrows - 1) * hgap) / nrows
-    return fig.add_gridspec(nrows, ncols, left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                            wspace=wgap / aw, hspace=hgap / ah, **kwargs)
+    return fig.add_gridspec(
+        nrows,
+        ncols,
+        left=left / w,
+        right=1 - right / w,
+        bottom=bottom / h,
+        top=1 - top / h,
+        wspace=wgap / aw,
+        hspace=hgap / ah,
+        **kwargs,
+    )
 
 
 @dataclass
@@ -221,8 +256,7 @@ def _unassigned_note(d: pd.DataFrame) -> str | None:
     if not k:
         return None
     n_missing = int(d[stats.AGE].isna().sum())
-    return (f"Not shown: {k} subject(s) without an age group ({n_missing} without age, "
-            f"{k - n_missing} younger than 18).")
+    return f"Not shown: {k} subject(s) without an age group ({n_missing} without age, {k - n_missing} younger than 18)."
 
 
 def _group_n(d: pd.DataFrame) -> dict[str, int]:
@@ -232,8 +266,9 @@ def _group_n(d: pd.DataFrame) -> dict[str, int]:
 def _lookup(desc: pd.DataFrame) -> dict:
     """``{(variable, group, sex, age_group): (n, mean, sd)}`` of a ``descriptives`` table."""
     keys = zip(*(desc[c].astype(str).tolist() for c in ("variable", "group", "sex", "age_group")))
-    values = zip(desc["n"].to_numpy(int).tolist(), desc["mean"].to_numpy(float).tolist(),
-                 desc["sd"].to_numpy(float).tolist())
+    values = zip(
+        desc["n"].to_numpy(int).tolist(), desc["mean"].to_numpy(float).tolist(), desc["sd"].to_numpy(float).tolist()
+    )
     return dict(zip(keys, values))
 
 
@@ -264,8 +299,8 @@ def _light_grid(ax, axis: str = "y") -> None:
 # ---------------------------------------------------------------------------------------------
 # 1. Demographics
 
-def demographics(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                 note: str | None = None) -> CohortFigure:
+
+def demographics(table: pd.DataFrame, *, lesion_free_shares: str = "missing", note: str | None = None) -> CohortFigure:
     """Sex pie charts (all / HC / MS; each wedge with n and percentage) and age histograms by
     group (HC, MS) with female and male bars side by side (one set of 5-year bins for both
     panels, axes "Age (years)" and "Subjects"). Subjects with unknown sex get a grey wedge and
@@ -284,8 +319,9 @@ def demographics(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
         pie_height = 1.85
         pies = _grid(fig, 1, 3, left=0.3, right=0.3, top=top + 0.25, bottom=h - top - 0.25 - pie_height, wgap=0.5)
         counts: dict[str, dict[str, int]] = {}
-        for k, (label, mask) in enumerate((("All subjects", np.ones(len(d), bool)),
-                                           ("HC", group == "HC"), ("MS", group == "MS"))):
+        for k, (label, mask) in enumerate(
+            (("All subjects", np.ones(len(d), bool)), ("HC", group == "HC"), ("MS", group == "MS"))
+        ):
             ax = fig.add_subplot(pies[0, k])
             c = {s: int(((sex == s) & mask).sum()) for s in sex_levels}
             counts[label] = c
@@ -296,16 +332,29 @@ def demographics(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
                 _empty_panel(ax, "no subjects")
                 continue
             shown = [s for s in sex_levels if c[s] > 0]
-            wedges, _ = ax.pie([c[s] for s in shown], colors=[SEX_COLOURS[s] for s in shown], startangle=90,
-                               counterclock=False, wedgeprops={"edgecolor": "white", "linewidth": 0.8})
+            wedges, _ = ax.pie(
+                [c[s] for s in shown],
+                colors=[SEX_COLOURS[s] for s in shown],
+                startangle=90,
+                counterclock=False,
+                wedgeprops={"edgecolor": "white", "linewidth": 0.8},
+            )
             small = []
             for wedge, s in zip(wedges, shown):
                 share = c[s] / total
                 label = f"{SEX_NAMES[s]}\nn = {c[s]}\n({100.0 * share:.1f}%)"
                 if share >= 0.12:
                     angle = math.radians((wedge.theta1 + wedge.theta2) / 2)
-                    ax.text(0.58 * math.cos(angle), 0.58 * math.sin(angle), label, ha="center", va="center",
-                            fontsize=6.5, color="white", linespacing=1.15)
+                    ax.text(
+                        0.58 * math.cos(angle),
+                        0.58 * math.sin(angle),
+                        label,
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white",
+                        linespacing=1.15,
+                    )
                 else:  # too narrow for its label: listed under the pie
                     small.append(label.replace("\n", " ", 1).replace("\n", " "))
             if small:
@@ -344,17 +393,26 @@ def demographics(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
 # ---------------------------------------------------------------------------------------------
 # 2, 3. Burden by age group
 
-def _burden_by_age(d: pd.DataFrame, name: str, variables: tuple[str, str], title: str, note,
-                   descriptives) -> CohortFigure:
+
+def _burden_by_age(
+    d: pd.DataFrame, name: str, variables: tuple[str, str], title: str, note, descriptives
+) -> CohortFigure:
     desc = _lookup(stats.descriptives(d) if descriptives is None else descriptives)
     fig = _new_figure(name)
     handles = [Patch(facecolor=SEX_COLOURS[s], label=SEX_NAMES[s]) for s in stats.SEXES]
-    handles.append(matplotlib.lines.Line2D([], [], color=POOLED_COLOUR, linewidth=1.1,
-                                           label="both sexes pooled (mean)"))
+    handles.append(
+        matplotlib.lines.Line2D([], [], color=POOLED_COLOUR, linewidth=1.1, label="both sexes pooled (mean)")
+    )
     top = _header(fig, title, note, handles, ncol=3)
-    bottom = _footnote(fig, ["Bars: mean per sex; error bars: 95% CI of the mean (t); number above a bar: n "
-                             "subjects (with an arrow: its interval, from fewer than 5 subjects, runs beyond the "
-                             "axis).", _unassigned_note(d)])
+    bottom = _footnote(
+        fig,
+        [
+            "Bars: mean per sex; error bars: 95% CI of the mean (t); number above a bar: n "
+            "subjects (with an arrow: its interval, from fewer than 5 subjects, runs beyond the "
+            "axis).",
+            _unassigned_note(d),
+        ],
+    )
     gs = _grid(fig, 2, 2, left=0.75, right=0.1, top=top + 0.22, bottom=bottom + 0.4, wgap=0.8, hgap=0.5)
     width = 0.38
     x0 = np.arange(len(stats.AGE_GROUP_LABELS), dtype=float)
@@ -373,22 +431,45 @@ def _burden_by_age(d: pd.DataFrame, name: str, variables: tuple[str, str], title
                 cells[(g, variable, s)] = {"n": n.tolist(), "mean": mean.tolist()}
             # The y range covers every mean and the intervals of bars with n >= 5; a wider
             # interval (a handful of subjects) runs off the top, marked with an arrow.
-            peak = max([0.0, float(pooled.max())]
-                       + [float(np.max(np.where(n >= 5, m + e, m))) for n, m, e in bars.values()])
+            peak = max(
+                [0.0, float(pooled.max())] + [float(np.max(np.where(n >= 5, m + e, m))) for n, m, e in bars.values()]
+            )
             ymax = peak * 1.2 if peak > 0 else 1.0
             for k, s in enumerate(stats.SEXES):
                 n, height, half = bars[s]
                 x = x0 + (k - 0.5) * width
-                ax.bar(x, height, width * 0.95, color=SEX_COLOURS[s], yerr=half,
-                       error_kw={"elinewidth": 0.6, "capsize": 1.5, "capthick": 0.6, "ecolor": "0.15"})
+                ax.bar(
+                    x,
+                    height,
+                    width * 0.95,
+                    color=SEX_COLOURS[s],
+                    yerr=half,
+                    error_kw={"elinewidth": 0.6, "capsize": 1.5, "capthick": 0.6, "ecolor": "0.15"},
+                )
                 for xi, ti, ni in zip(x, np.maximum(height + half, pooled), n):
                     if ti > ymax * 0.94:
-                        ax.annotate(f"{ni}↑", (xi, ymax), xytext=(0, -1), textcoords="offset points", ha="center",
-                                    va="top", fontsize=5.0, color="0.2",
-                                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3})
+                        ax.annotate(
+                            f"{ni}↑",
+                            (xi, ymax),
+                            xytext=(0, -1),
+                            textcoords="offset points",
+                            ha="center",
+                            va="top",
+                            fontsize=5.0,
+                            color="0.2",
+                            bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3},
+                        )
                     else:
-                        ax.annotate(str(ni), (xi, ti), xytext=(0, 1.5), textcoords="offset points", ha="center",
-                                    va="bottom", fontsize=5.0, color="0.2")
+                        ax.annotate(
+                            str(ni),
+                            (xi, ti),
+                            xytext=(0, 1.5),
+                            textcoords="offset points",
+                            ha="center",
+                            va="bottom",
+                            fontsize=5.0,
+                            color="0.2",
+                        )
             ax.hlines(mean_all, x0 - width, x0 + width, color=POOLED_COLOUR, linewidth=1.1, zorder=4)
             ax.set_ylim(0.0, ymax)
             ax.set_xlim(-0.6, len(x0) - 0.4)
@@ -421,34 +502,65 @@ _BURDEN_DOC = """by age group: rows HC and MS, columns {area} (mm²) and {ratio}
     order, sex ``all`` for the pooled tick), ``n_without_age_group``."""
 
 
-def ventricular_burden(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                       note: str | None = None, descriptives: pd.DataFrame | None = None) -> CohortFigure:
+def ventricular_burden(
+    table: pd.DataFrame,
+    *,
+    lesion_free_shares: str = "missing",
+    note: str | None = None,
+    descriptives: pd.DataFrame | None = None,
+) -> CohortFigure:
     with matplotlib.rc_context(STYLE):
         d = _prepare(table, lesion_free_shares)
-        return _burden_by_age(d, "ventricular_burden", ("TotalVentricleArea", "VentricleRatio"),
-                              "Ventricular burden by age group and sex", note, descriptives)
+        return _burden_by_age(
+            d,
+            "ventricular_burden",
+            ("TotalVentricleArea", "VentricleRatio"),
+            "Ventricular burden by age group and sex",
+            note,
+            descriptives,
+        )
 
 
-def lesion_burden(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                  note: str | None = None, descriptives: pd.DataFrame | None = None) -> CohortFigure:
+def lesion_burden(
+    table: pd.DataFrame,
+    *,
+    lesion_free_shares: str = "missing",
+    note: str | None = None,
+    descriptives: pd.DataFrame | None = None,
+) -> CohortFigure:
     with matplotlib.rc_context(STYLE):
         d = _prepare(table, lesion_free_shares)
-        return _burden_by_age(d, "lesion_burden", ("TotalWMHArea", "WMHRatio"),
-                              "Total lesion (WMH) burden by age group and sex", note, descriptives)
+        return _burden_by_age(
+            d,
+            "lesion_burden",
+            ("TotalWMHArea", "WMHRatio"),
+            "Total lesion (WMH) burden by age group and sex",
+            note,
+            descriptives,
+        )
 
 
 ventricular_burden.__doc__ = "Ventricular burden " + _BURDEN_DOC.replace("{area}", "ventricle area").replace(
-    "{ratio}", "VentricleRatio")
-lesion_burden.__doc__ = ("Total lesion burden " + _BURDEN_DOC.replace("{area}", "lesion (WMH) area").replace(
-    "{ratio}", "WMHRatio")
-                         + "\n\n    Lesion-free subjects count with area 0.")
+    "{ratio}", "VentricleRatio"
+)
+lesion_burden.__doc__ = (
+    "Total lesion burden "
+    + _BURDEN_DOC.replace("{area}", "lesion (WMH) area").replace("{ratio}", "WMHRatio")
+    + "\n\n    Lesion-free subjects count with area 0."
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # 4. MS lesion-class profile
 
-def ms_lesion_profile(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                      note: str | None = None, descriptives: pd.DataFrame | None = None) -> CohortFigure:
+
+def ms_lesion_profile(
+    table: pd.DataFrame,
+    *,
+    lesion_free_shares: str = "missing",
+    note: str | None = None,
+    descriptives: pd.DataFrame | None = None,
+) -> CohortFigure:
     """MS lesion-class profile by age group: rows all / female / male; left the mean class
     areas (mm², stacked periventricular, paraventricular, juxtacortical: the stack height is
     the mean total lesion area, because the classes add up to the total), right the mean
@@ -467,16 +579,26 @@ def ms_lesion_profile(table: pd.DataFrame, *, lesion_free_shares: str = "missing
         d = _prepare(table, lesion_free_shares)
         desc = _lookup(stats.descriptives(d) if descriptives is None else descriptives)
         fig = _new_figure("ms_lesion_profile")
-        handles = [Patch(facecolor=CLASS_COLOURS[a], label=f"{CLASS_NAMES[a]} ({SHARE_OF_CLASS[a]})")
-                   for a in stats.CLASS_AREA_COLUMNS]
+        handles = [
+            Patch(facecolor=CLASS_COLOURS[a], label=f"{CLASS_NAMES[a]} ({SHARE_OF_CLASS[a]})")
+            for a in stats.CLASS_AREA_COLUMNS
+        ]
         top = _header(fig, "MS lesion-class profile by age group", note, handles, ncol=3)
         ms = d[d["group"] == "MS"]
         lesion_free = int((ms["TotalWMHArea"] == 0).sum())
-        share_rule = ("their shares are missing, so the shares describe subjects with lesions"
-                      if lesion_free_shares == "missing" else "their shares are set to 0 (the reference's choice)")
-        bottom = _footnote(fig, [f"Stacked means; number above a bar: n subjects. {lesion_free} lesion-free MS "
-                                 f"subject(s): {share_rule}. Last column: unweighted mean of the age-group means.",
-                                 _unassigned_note(ms)])
+        share_rule = (
+            "their shares are missing, so the shares describe subjects with lesions"
+            if lesion_free_shares == "missing"
+            else "their shares are set to 0 (the reference's choice)"
+        )
+        bottom = _footnote(
+            fig,
+            [
+                f"Stacked means; number above a bar: n subjects. {lesion_free} lesion-free MS "
+                f"subject(s): {share_rule}. Last column: unweighted mean of the age-group means.",
+                _unassigned_note(ms),
+            ],
+        )
         gs = _grid(fig, 3, 2, left=0.7, right=0.1, top=top + 0.22, bottom=bottom + 0.5, wgap=0.8, hgap=0.62)
         levels = list(stats.AGE_GROUP_LABELS) + [stats.MEAN_OF_AGE_GROUPS]
         x = np.arange(len(levels), dtype=float)
@@ -493,20 +615,34 @@ def ms_lesion_profile(table: pd.DataFrame, *, lesion_free_shares: str = "missing
                 for area, variable in zip(stats.CLASS_AREA_COLUMNS, columns):
                     n, mean, _ = _cells(desc, variable, "MS", s, levels)
                     height = np.nan_to_num(mean)
-                    ax.bar(x, height, width, bottom=base, color=CLASS_COLOURS[area], edgecolor="white",
-                           linewidth=0.4)
+                    ax.bar(x, height, width, bottom=base, color=CLASS_COLOURS[area], edgecolor="white", linewidth=0.4)
                     if c == 1:
                         for xi, b, hh in zip(x, base, height):
                             if hh >= 8.0:
-                                ax.text(xi, b + hh / 2, f"{hh:.0f}", ha="center", va="center", fontsize=5.0,
-                                        color="black" if area == "TotalParaArea" else "white")
+                                ax.text(
+                                    xi,
+                                    b + hh / 2,
+                                    f"{hh:.0f}",
+                                    ha="center",
+                                    va="center",
+                                    fontsize=5.0,
+                                    color="black" if area == "TotalParaArea" else "white",
+                                )
                     base = base + height
                     n_bar = np.maximum(n_bar, n)
                     profile[(s, variable)] = mean.tolist()
                 for xi, t, ni, level in zip(x, base, n_bar, levels):
                     text = f"{ni} group{'s' if ni != 1 else ''}" if level == stats.MEAN_OF_AGE_GROUPS else str(ni)
-                    ax.annotate(text, (xi, t), xytext=(0, 1.5), textcoords="offset points", ha="center", va="bottom",
-                                fontsize=5.0, color="0.2")
+                    ax.annotate(
+                        text,
+                        (xi, t),
+                        xytext=(0, 1.5),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        fontsize=5.0,
+                        color="0.2",
+                    )
                 ax.axvline((x[-2] + x[-1]) / 2, color="0.5", linestyle="--", linewidth=0.6)
                 peak = float(base.max())
                 if c == 1:
@@ -528,8 +664,14 @@ def ms_lesion_profile(table: pd.DataFrame, *, lesion_free_shares: str = "missing
 # ---------------------------------------------------------------------------------------------
 # 5. Burden versus age
 
-def burden_vs_age(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                  note: str | None = None, regressions: pd.DataFrame | None = None) -> CohortFigure:
+
+def burden_vs_age(
+    table: pd.DataFrame,
+    *,
+    lesion_free_shares: str = "missing",
+    note: str | None = None,
+    regressions: pd.DataFrame | None = None,
+) -> CohortFigure:
     """VentricleRatio (linear y axis) and WMHRatio (log y axis) against age, one colour per
     group, with each group's quadratic OLS trend (age + age², coefficients and R² from
     :func:`msprofile.stats.regressions`, fitted on all subjects with age and value, lesion-free
@@ -566,11 +708,22 @@ def burden_vs_age(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
                 if log:
                     left_out[g] = int((ok & ~(y > 0)).sum())
                 any_shown = any_shown or bool(shown.any())
-                ax.scatter(age[shown], y[shown], s=3.0, color=GROUP_COLOURS[g], alpha=0.45, linewidths=0,
-                           rasterized=True, label=f"{g} subjects (n = {int(shown.sum())} shown)")
+                ax.scatter(
+                    age[shown],
+                    y[shown],
+                    s=3.0,
+                    color=GROUP_COLOURS[g],
+                    alpha=0.45,
+                    linewidths=0,
+                    rasterized=True,
+                    label=f"{g} subjects (n = {int(shown.sum())} shown)",
+                )
                 rows = reg[(reg["group"] == g) & (reg["variable"] == variable) & (reg["model"] == "quadratic")]
-                coef = rows.set_index("term")["coefficient"].reindex(
-                    ["intercept", stats.AGE, f"{stats.AGE}^2"]).to_numpy(float)
+                coef = (
+                    rows.set_index("term")["coefficient"]
+                    .reindex(["intercept", stats.AGE, f"{stats.AGE}^2"])
+                    .to_numpy(float)
+                )
                 r2 = float(rows["r_squared"].iloc[0]) if len(rows) else math.nan
                 r_squared[(g, variable)] = r2
                 if ok.any() and np.isfinite(coef).all():
@@ -579,8 +732,13 @@ def burden_vs_age(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
                     if log:
                         fit = np.where(fit > 0, fit, np.nan)
                     r2_text = f"{r2:.3f}" if math.isfinite(r2) else "n/a"
-                    ax.plot(grid, fit, color=GROUP_COLOURS[g], linewidth=1.6,
-                            label=f"{g} quadratic OLS trend: R² = {r2_text} (n = {int(rows['n'].iloc[0])})")
+                    ax.plot(
+                        grid,
+                        fit,
+                        color=GROUP_COLOURS[g],
+                        linewidth=1.6,
+                        label=f"{g} quadratic OLS trend: R² = {r2_text} (n = {int(rows['n'].iloc[0])})",
+                    )
             ax.set_xlabel("Age (years)")
             ax.set_ylabel(VARIABLE_LABELS[variable] + ("\n[log scale]" if log else ""))
             if log:
@@ -589,25 +747,39 @@ def burden_vs_age(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
                     _empty_panel(ax, "no subject with age and lesions")
                 ax.set_yscale("log")
                 ax.set_title("Lesion burden vs age (log axis)")
-                legend_title = ("Not shown on the log axis (lesion-free, WMHRatio = 0):\n"
-                                + ", ".join(f"{g} {left_out[g]}" for g in stats.GROUPS) + " subjects")
+                legend_title = (
+                    "Not shown on the log axis (lesion-free, WMHRatio = 0):\n"
+                    + ", ".join(f"{g} {left_out[g]}" for g in stats.GROUPS)
+                    + " subjects"
+                )
             else:
                 ax.set_ylim(bottom=0.0)
                 ax.set_title("Ventricular burden vs age")
                 legend_title = None
             axes_height = ax.get_position().height * h
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.42 / axes_height), markerscale=2.5,
-                      handlelength=1.5, title=legend_title, borderaxespad=0.0)
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.42 / axes_height),
+                markerscale=2.5,
+                handlelength=1.5,
+                title=legend_title,
+                borderaxespad=0.0,
+            )
             _light_grid(ax, "both")
-        return _finish(fig, "burden_vs_age", n_not_shown_log_axis=left_out,
-                     r_squared=r_squared, n_without_age=no_age)
+        return _finish(fig, "burden_vs_age", n_not_shown_log_axis=left_out, r_squared=r_squared, n_without_age=no_age)
 
 
 # ---------------------------------------------------------------------------------------------
 # 6. Correlation heatmaps
 
-def correlation_heatmaps(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                         note: str | None = None, correlations: pd.DataFrame | None = None) -> CohortFigure:
+
+def correlation_heatmaps(
+    table: pd.DataFrame,
+    *,
+    lesion_free_shares: str = "missing",
+    note: str | None = None,
+    correlations: pd.DataFrame | None = None,
+) -> CohortFigure:
     """Spearman correlation matrices per group (:func:`msprofile.stats.correlations`: complete
     cases of :data:`msprofile.stats.CORRELATION_VARIABLES`), drawn as the lower triangle (each
     pair once, no diagonal), every cell annotated with rho and an asterisk where the
@@ -626,8 +798,16 @@ def correlation_heatmaps(table: pd.DataFrame, *, lesion_free_shares: str = "miss
         fig = _new_figure("correlation_heatmaps")
         w, h = _inches(fig)
         top = _header(fig, "Spearman correlations per group", note) + 0.22
-        bottom = _footnote(fig, ["Areas in mm², ratios in % of intracranial area. * Holm-adjusted p < 0.05 "
-                                 "(within the group's matrix). Complete cases of all nine variables."]) + 0.75
+        bottom = (
+            _footnote(
+                fig,
+                [
+                    "Areas in mm², ratios in % of intracranial area. * Holm-adjusted p < 0.05 "
+                    "(within the group's matrix). Complete cases of all nine variables."
+                ],
+            )
+            + 0.75
+        )
         left, gap, cbar_gap, cbar_w, cbar_room = 0.8, 0.9, 0.15, 0.12, 0.55
         side = min(h - top - bottom, (w - left - gap - cbar_gap - cbar_w - cbar_room) / 2)
         x_start = (w - (left + 2 * side + gap + cbar_gap + cbar_w + cbar_room)) / 2 + left
@@ -659,15 +839,22 @@ def correlation_heatmaps(table: pd.DataFrame, *, lesion_free_shares: str = "miss
                     star = "*" if p_adj[a + 1, b] < 0.05 else ""
                     text, colour = f"{value:.2f}{star}", ("white" if abs(value) > 0.6 else "black")
                 ax.text(b, a, text, ha="center", va="center", fontsize=5.0, color=colour)
-            ax.set_xticks(range(k - 1), [SHORT_LABELS[v] for v in variables[:-1]], rotation=45, ha="right",
-                          rotation_mode="anchor", fontsize=6)
+            ax.set_xticks(
+                range(k - 1),
+                [SHORT_LABELS[v] for v in variables[:-1]],
+                rotation=45,
+                ha="right",
+                rotation_mode="anchor",
+                fontsize=6,
+            )
             ax.set_yticks(range(k - 1), [SHORT_LABELS[v] for v in variables[1:]], fontsize=6)
             ax.tick_params(length=0)
             for spine in ax.spines.values():
                 spine.set_visible(False)
             ax.set_title(f"{g} (n = {n} complete cases)")
-        cax = fig.add_axes(((x_start + 2 * side + gap + cbar_gap) / w, (y0 + 0.1 * side) / h, cbar_w / w,
-                            0.8 * side / h))
+        cax = fig.add_axes(
+            ((x_start + 2 * side + gap + cbar_gap) / w, (y0 + 0.1 * side) / h, cbar_w / w, 0.8 * side / h)
+        )
         fig.colorbar(image, cax=cax, label="Spearman ρ", ticks=[-1, -0.5, 0, 0.5, 1])
         return _finish(fig, "correlation_heatmaps", rho=matrices)
 
@@ -678,9 +865,17 @@ def correlation_heatmaps(table: pd.DataFrame, *, lesion_free_shares: str = "miss
 OUTLIER_ROW_LABEL_LIMIT = 70
 
 
-def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                     note: str | None = None, iqr_factor: float = 2.0, z_threshold: float = 3.5,
-                     min_stratum: int = 5, min_flags: int = 3, mad_zero: str = "no_flag") -> CohortFigure:
+def outlier_overview(
+    table: pd.DataFrame,
+    *,
+    lesion_free_shares: str = "missing",
+    note: str | None = None,
+    iqr_factor: float = 2.0,
+    z_threshold: float = 3.5,
+    min_stratum: int = 5,
+    min_flags: int = 3,
+    mad_zero: str = "no_flag",
+) -> CohortFigure:
     """The outlier rule's result (:func:`msprofile.stats.outlier_flags` and
     :func:`msprofile.stats.outliers` with the given options) on the table *before* removal.
 
@@ -696,8 +891,12 @@ def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing"
     Summary keys: ``n_removed``, ``n_flagged`` ({group: {variable: n}})."""
     with matplotlib.rc_context(STYLE):
         d = _prepare(table, lesion_free_shares)
-        options = {"iqr_factor": iqr_factor, "z_threshold": z_threshold, "min_stratum": min_stratum,
-                   "mad_zero": mad_zero}
+        options = {
+            "iqr_factor": iqr_factor,
+            "z_threshold": z_threshold,
+            "min_stratum": min_stratum,
+            "mad_zero": mad_zero,
+        }
         flags = stats.outlier_flags(d, **options)
         _, removed = stats.outliers(d, min_flags=min_flags, **options)
         variables = list(stats.OUTLIER_VARIABLES)
@@ -710,16 +909,23 @@ def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing"
         w, h = _inches(fig)
         handles = []
         for g in stats.GROUPS:
-            handles += [Patch(facecolor=GROUP_COLOURS[g], label=f"{g}: flagged, removed"),
-                        Patch(facecolor=GROUP_COLOURS[g], alpha=0.3, label=f"{g}: flagged, kept")]
+            handles += [
+                Patch(facecolor=GROUP_COLOURS[g], label=f"{g}: flagged, removed"),
+                Patch(facecolor=GROUP_COLOURS[g], alpha=0.3, label=f"{g}: flagged, kept"),
+            ]
         top = _header(fig, f"Outlier overview: {len(rows)} of {len(d)} subjects removed", note, handles, ncol=4)
         top += 0.22
         mad_text = "MAD = 0 flags nothing" if mad_zero == "no_flag" else "MAD = 0 replaced by 1e-10 (reference)"
-        bottom = _footnote(fig, [f"Flag: within a group x age-group stratum of at least {min_stratum} subjects, a "
-                                 f"value outside [Q1 - {iqr_factor:g} IQR, Q3 + {iqr_factor:g} IQR] and with "
-                                 f"|modified z| > {z_threshold:g} ({mad_text}); subjects with at least {min_flags} "
-                                 "flags are removed. Right: one row per removed subject, labelled subject (group "
-                                 "age group, number of flags)."])
+        bottom = _footnote(
+            fig,
+            [
+                f"Flag: within a group x age-group stratum of at least {min_stratum} subjects, a "
+                f"value outside [Q1 - {iqr_factor:g} IQR, Q3 + {iqr_factor:g} IQR] and with "
+                f"|modified z| > {z_threshold:g} ({mad_text}); subjects with at least {min_flags} "
+                "flags are removed. Right: one row per removed subject, labelled subject (group "
+                "age group, number of flags)."
+            ],
+        )
         bottom += 0.7
         left_w = 2.35
         ax = fig.add_axes((0.85 / w, bottom / h, left_w / w, (h - top - bottom) / h))
@@ -734,8 +940,15 @@ def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing"
             ax.barh(yy, gone, bar_h * 0.95, color=GROUP_COLOURS[g])
             ax.barh(yy, total - gone, bar_h * 0.95, left=gone, color=GROUP_COLOURS[g], alpha=0.3)
             for yi, t in zip(yy, total):
-                ax.annotate(str(int(t)), (t, yi), xytext=(2, 0), textcoords="offset points", va="center",
-                            fontsize=5.0, color="0.2")
+                ax.annotate(
+                    str(int(t)),
+                    (t, yi),
+                    xytext=(2, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=5.0,
+                    color="0.2",
+                )
             n_flagged[g] = dict(zip(variables, total.astype(int).tolist()))
         ax.set_yticks(y, [SHORT_LABELS[v] for v in variables])
         ax.set_ylim(len(variables) - 0.5, -0.5)
@@ -754,15 +967,21 @@ def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing"
         code = np.zeros((max(len(rows), 1), len(variables)), dtype=float)
         if rows:
             idx = position.reindex(rows).to_numpy(int)
-            code[:len(rows)] = flag_values[idx] * np.where(group[idx] == "HC", 1.0, 2.0)[:, None]
+            code[: len(rows)] = flag_values[idx] * np.where(group[idx] == "HC", 1.0, 2.0)[:, None]
         cmap = ListedColormap(["white", GROUP_COLOURS["HC"], GROUP_COLOURS["MS"]])
         # One mesh with cell edges, row labels as plain texts: per-row ticks and grid lines
         # would cost more to draw than the rest of the figure.
         ax.pcolormesh(code, cmap=cmap, vmin=0, vmax=2, edgecolors="0.85", linewidth=0.3)
         ax.set_xlim(0, len(variables))
         ax.set_ylim(code.shape[0], 0)
-        ax.set_xticks(np.arange(len(variables)) + 0.5, [SHORT_LABELS[v] for v in variables], rotation=60,
-                      ha="right", rotation_mode="anchor", fontsize=6)
+        ax.set_xticks(
+            np.arange(len(variables)) + 0.5,
+            [SHORT_LABELS[v] for v in variables],
+            rotation=60,
+            ha="right",
+            rotation_mode="anchor",
+            fontsize=6,
+        )
         ax.set_yticks([])
         for spine in ax.spines.values():
             spine.set_visible(True)
@@ -770,10 +989,16 @@ def outlier_overview(table: pd.DataFrame, *, lesion_free_shares: str = "missing"
         if 0 < len(rows) <= OUTLIER_ROW_LABEL_LIMIT:
             fontsize = max(3.5, min(6.0, 280.0 / len(rows)))
             to_row = matplotlib.transforms.blended_transform_factory(ax.transAxes, ax.transData)
-            for k, (sid, g, a, f) in enumerate(zip(rows, removed["group"], removed["age_group"],
-                                                   removed["n_flags"])):
-                ax.text(-0.015, k + 0.5, f"{sid} ({g} {a}, {f})", transform=to_row, ha="right", va="center",
-                        fontsize=fontsize)
+            for k, (sid, g, a, f) in enumerate(zip(rows, removed["group"], removed["age_group"], removed["n_flags"])):
+                ax.text(
+                    -0.015,
+                    k + 0.5,
+                    f"{sid} ({g} {a}, {f})",
+                    transform=to_row,
+                    ha="right",
+                    va="center",
+                    fontsize=fontsize,
+                )
         elif rows:
             ax.set_ylabel(f"{len(rows)} subjects (listed in outliers_removed.tsv)")
         else:
@@ -796,8 +1021,9 @@ FIGURES = {
 }
 
 
-def all_figures(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
-                remove_outliers: bool = False) -> dict[str, CohortFigure]:
+def all_figures(
+    table: pd.DataFrame, *, lesion_free_shares: str = "missing", remove_outliers: bool = False
+) -> dict[str, CohortFigure]:
     """Every cohort figure, by name, in :func:`msprofile.outputs.figure_names` order.
 
     The table is derived once (``lesion_free_shares``) and the statistics the figures draw
@@ -824,6 +1050,7 @@ def all_figures(table: pd.DataFrame, *, lesion_free_shares: str = "missing",
         if name == "outlier_overview":
             drawn[name] = outlier_overview(d, lesion_free_shares=lesion_free_shares)
         else:
-            drawn[name] = FIGURES[name](data, lesion_free_shares=lesion_free_shares, note=note,
-                                        **precomputed.get(name, {}))
+            drawn[name] = FIGURES[name](
+                data, lesion_free_shares=lesion_free_shares, note=note, **precomputed.get(name, {})
+            )
     return drawn

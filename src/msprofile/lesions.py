@@ -87,12 +87,31 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 _TWENTY_SIX = np.ones((3, 3, 3), dtype=bool)
 
 LESIONS_2D_COLUMNS = (
-    "slice", "lesion_index", "n_pixels", "area_mm2", "centroid_row", "centroid_col",
-    "edge_to_ventricle_mm", "centroid_to_ventricle_mm", "edge_to_csf_mm", "class_code", "class_name",
+    "slice",
+    "lesion_index",
+    "n_pixels",
+    "area_mm2",
+    "centroid_row",
+    "centroid_col",
+    "edge_to_ventricle_mm",
+    "centroid_to_ventricle_mm",
+    "edge_to_csf_mm",
+    "class_code",
+    "class_name",
 )
 LESIONS_3D_COLUMNS = (
-    "lesion_id", "n_voxels", "volume_ml", "n_slices", "first_slice", "last_slice",
-    "voxels_pewmh", "voxels_pawmh", "voxels_jcwmh", "class_code", "class_name", "any_periventricular",
+    "lesion_id",
+    "n_voxels",
+    "volume_ml",
+    "n_slices",
+    "first_slice",
+    "last_slice",
+    "voxels_pewmh",
+    "voxels_pawmh",
+    "voxels_jcwmh",
+    "class_code",
+    "class_name",
+    "any_periventricular",
 )
 
 
@@ -148,8 +167,10 @@ class LesionProfile:
 # Cortical CSF mask
 # ---------------------------------------------------------------------------------------------
 
-def csf_mask(flair: np.ndarray, brain: np.ndarray, ventricles: np.ndarray, voxel_size_mm,
-             settings: CsfSettings = CsfSettings()) -> np.ndarray:
+
+def csf_mask(
+    flair: np.ndarray, brain: np.ndarray, ventricles: np.ndarray, voxel_size_mm, settings: CsfSettings = CsfSettings()
+) -> np.ndarray:
     """Cortical CSF mask: dark regions inside the brain, per axial slice (reference definition).
 
     Parameters: ``flair`` float ``(nx, ny, nz)`` (any intensity scale); ``brain`` bool, same
@@ -173,8 +194,10 @@ def csf_mask(flair: np.ndarray, brain: np.ndarray, ventricles: np.ndarray, voxel
     brain = np.asarray(brain, dtype=bool)
     ventricles = np.asarray(ventricles, dtype=bool)
     if flair.ndim != 3 or brain.shape != flair.shape or ventricles.shape != flair.shape:
-        raise ValueError(f"flair, brain and ventricles must be 3-D and of one shape, got "
-                         f"{flair.shape}, {brain.shape}, {ventricles.shape}")
+        raise ValueError(
+            f"flair, brain and ventricles must be 3-D and of one shape, got "
+            f"{flair.shape}, {brain.shape}, {ventricles.shape}"
+        )
     dx, dy = _pixel_size(voxel_size_mm)
     radius_mm = (settings.block_mm - 1.0) / 2.0
     sigma_mm = 0.3 * (radius_mm - 1.0) + 0.8
@@ -206,8 +229,10 @@ def csf_mask(flair: np.ndarray, brain: np.ndarray, ventricles: np.ndarray, voxel
 # 2-D classification
 # ---------------------------------------------------------------------------------------------
 
-def classify_lesions_2d(labels: np.ndarray, voxel_size_mm, csf: np.ndarray,
-                        rule: LesionRule = REFERENCE_RULE) -> tuple[np.ndarray, pd.DataFrame]:
+
+def classify_lesions_2d(
+    labels: np.ndarray, voxel_size_mm, csf: np.ndarray, rule: LesionRule = REFERENCE_RULE
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Classify every 2-D lesion of every axial slice with the reference rule.
 
     Parameters: ``labels`` integer ``(nx, ny, nz)`` with values 0/1/2 (lesion wins where the
@@ -239,7 +264,9 @@ def classify_lesions_2d(labels: np.ndarray, voxel_size_mm, csf: np.ndarray,
         lesion = labels[..., k] == SegmentationClass.LESIONS
         if not lesion.any():
             continue
-        table, classes = _classify_slice(lesion, labels[..., k] == SegmentationClass.VENTRICLES, csf[..., k], dx, dy, rule)
+        table, classes = _classify_slice(
+            lesion, labels[..., k] == SegmentationClass.VENTRICLES, csf[..., k], dx, dy, rule
+        )
         table.insert(0, "slice", k)
         class_volume[..., k] = classes
         tables.append(table)
@@ -278,18 +305,20 @@ def _classify_slice(lesion, ventricles, csf, dx, dy, rule: LesionRule):
     codes = _apply_rule(edge_v, centroid_v, edge_c, area_mm2, rule)
     lookup = np.zeros(n + 1, dtype=np.uint8)
     lookup[1:] = codes
-    table = pd.DataFrame({
-        "lesion_index": index,
-        "n_pixels": n_pixels.astype(np.int64),
-        "area_mm2": area_mm2,
-        "centroid_row": centroid_row,
-        "centroid_col": centroid_col,
-        "edge_to_ventricle_mm": edge_v,
-        "centroid_to_ventricle_mm": centroid_v,
-        "edge_to_csf_mm": edge_c,
-        "class_code": codes.astype(np.int64),
-        "class_name": [LesionClass(int(c)).name for c in codes],
-    })
+    table = pd.DataFrame(
+        {
+            "lesion_index": index,
+            "n_pixels": n_pixels.astype(np.int64),
+            "area_mm2": area_mm2,
+            "centroid_row": centroid_row,
+            "centroid_col": centroid_col,
+            "edge_to_ventricle_mm": edge_v,
+            "centroid_to_ventricle_mm": centroid_v,
+            "edge_to_csf_mm": edge_c,
+            "class_code": codes.astype(np.int64),
+            "class_name": [LesionClass(int(c)).name for c in codes],
+        }
+    )
     return table, lookup[components]
 
 
@@ -297,15 +326,18 @@ def _apply_rule(edge_v, centroid_v, edge_c, area_mm2, rule: LesionRule) -> np.nd
     """Class codes from per-lesion measures (NaN distances never satisfy a rule)."""
     with np.errstate(invalid="ignore"):
         peri = (edge_v <= rule.periventricular_edge_mm + TOLERANCE) | (
-            centroid_v <= rule.periventricular_centroid_mm + TOLERANCE)
+            centroid_v <= rule.periventricular_centroid_mm + TOLERANCE
+        )
         juxta = (edge_c <= rule.juxtacortical_edge_mm + TOLERANCE) & (
-            area_mm2 <= rule.juxtacortical_max_area_mm2 + TOLERANCE)
+            area_mm2 <= rule.juxtacortical_max_area_mm2 + TOLERANCE
+        )
     return np.where(peri, LesionClass.PEWMH, np.where(juxta, LesionClass.JCWMH, LesionClass.PAWMH)).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
 # 3-D lesions
 # ---------------------------------------------------------------------------------------------
+
 
 def lesions_3d(labels: np.ndarray, class_volume: np.ndarray, voxel_size_mm) -> pd.DataFrame:
     """One row per 3-D lesion: a 26-connected component of class 2 (faces, edges and corners).
@@ -351,20 +383,22 @@ def lesions_3d(labels: np.ndarray, class_volume: np.ndarray, voxel_size_mm) -> p
     first = np.array([s[2].start for s in extents], dtype=np.int64)
     last = np.array([s[2].stop - 1 for s in extents], dtype=np.int64)
     codes = np.array([_majority_class(row) for row in per_class], dtype=np.int64)
-    return pd.DataFrame({
-        "lesion_id": np.arange(1, n + 1, dtype=np.int64),
-        "n_voxels": n_voxels.astype(np.int64),
-        "volume_ml": n_voxels * (dx * dy * dz) / 1000.0,
-        "n_slices": last - first + 1,
-        "first_slice": first,
-        "last_slice": last,
-        "voxels_pewmh": per_class[:, LesionClass.PEWMH].astype(np.int64),
-        "voxels_pawmh": per_class[:, LesionClass.PAWMH].astype(np.int64),
-        "voxels_jcwmh": per_class[:, LesionClass.JCWMH].astype(np.int64),
-        "class_code": codes,
-        "class_name": [LesionClass(int(c)).name for c in codes],
-        "any_periventricular": per_class[:, LesionClass.PEWMH] > 0,
-    })
+    return pd.DataFrame(
+        {
+            "lesion_id": np.arange(1, n + 1, dtype=np.int64),
+            "n_voxels": n_voxels.astype(np.int64),
+            "volume_ml": n_voxels * (dx * dy * dz) / 1000.0,
+            "n_slices": last - first + 1,
+            "first_slice": first,
+            "last_slice": last,
+            "voxels_pewmh": per_class[:, LesionClass.PEWMH].astype(np.int64),
+            "voxels_pawmh": per_class[:, LesionClass.PAWMH].astype(np.int64),
+            "voxels_jcwmh": per_class[:, LesionClass.JCWMH].astype(np.int64),
+            "class_code": codes,
+            "class_name": [LesionClass(int(c)).name for c in codes],
+            "any_periventricular": per_class[:, LesionClass.PEWMH] > 0,
+        }
+    )
 
 
 def _majority_class(counts_by_code: np.ndarray) -> int:
@@ -376,8 +410,15 @@ def _majority_class(counts_by_code: np.ndarray) -> int:
 # Subject metrics
 # ---------------------------------------------------------------------------------------------
 
-def subject_metrics(labels: np.ndarray, class_volume: np.ndarray, brain: np.ndarray, voxel_size_mm,
-                    lesions2d: pd.DataFrame, lesions3d: pd.DataFrame) -> dict:
+
+def subject_metrics(
+    labels: np.ndarray,
+    class_volume: np.ndarray,
+    brain: np.ndarray,
+    voxel_size_mm,
+    lesions2d: pd.DataFrame,
+    lesions3d: pd.DataFrame,
+) -> dict:
     """Per-subject areas, volumes and counts (a flat dict of Python scalars, one cohort row).
 
     Parameters: ``labels`` ``(nx, ny, nz)`` 0/1/2; ``class_volume`` from
@@ -439,17 +480,23 @@ def subject_metrics(labels: np.ndarray, class_volume: np.ndarray, brain: np.ndar
     for code, name in ((c, c.name) for c in LESION_CLASSES):
         metrics[f"n_lesions_2d_{name.lower()}"] = int((codes2d == code).sum())
         metrics[f"n_lesions_3d_{name.lower()}"] = int((codes3d == code).sum())
-    metrics["n_lesions_3d_any_periventricular"] = (
-        int(lesions3d["any_periventricular"].sum()) if len(lesions3d) else 0)
+    metrics["n_lesions_3d_any_periventricular"] = int(lesions3d["any_periventricular"].sum()) if len(lesions3d) else 0
     metrics["n_slices"] = int(labels.shape[2])
     metrics["pixel_area_mm2"] = pixel_area
     metrics["slice_spacing_mm"] = dz
     return metrics
 
 
-def lesion_profile(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, voxel_size_mm, *,
-                   csf: np.ndarray | None = None, rule: LesionRule = REFERENCE_RULE,
-                   csf_settings: CsfSettings = CsfSettings()) -> LesionProfile:
+def lesion_profile(
+    labels: np.ndarray,
+    flair: np.ndarray,
+    brain: np.ndarray,
+    voxel_size_mm,
+    *,
+    csf: np.ndarray | None = None,
+    rule: LesionRule = REFERENCE_RULE,
+    csf_settings: CsfSettings = CsfSettings(),
+) -> LesionProfile:
     """Run :func:`csf_mask` (unless ``csf`` is given), :func:`classify_lesions_2d`,
     :func:`lesions_3d` and :func:`subject_metrics` on one subject (arrays ``(nx, ny, nz)``)."""
     labels = _check_labels(labels)
@@ -465,6 +512,7 @@ def lesion_profile(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, vox
 # Helpers
 # ---------------------------------------------------------------------------------------------
 
+
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 3:
@@ -472,8 +520,10 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise ValueError(f"labels must be an integer array, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() > SegmentationClass.LESIONS):
-        raise ValueError(f"labels must hold only 0 (background), 1 (ventricles), 2 (lesions); "
-                         f"found values {np.unique(labels)[:10].tolist()}")
+        raise ValueError(
+            f"labels must hold only 0 (background), 1 (ventricles), 2 (lesions); "
+            f"found values {np.unique(labels)[:10].tolist()}"
+        )
     return labels
 
 
@@ -512,8 +562,13 @@ def _drop_small(mask: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def _empty_2d() -> pd.DataFrame:
-    dtypes = {"slice": "int64", "lesion_index": "int64", "n_pixels": "int64", "class_code": "int64",
-              "class_name": "str"}
+    dtypes = {
+        "slice": "int64",
+        "lesion_index": "int64",
+        "n_pixels": "int64",
+        "class_code": "int64",
+        "class_name": "str",
+    }
     return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "float64")) for c in LESIONS_2D_COLUMNS})
 
 

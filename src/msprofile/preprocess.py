@@ -106,8 +106,13 @@ def normalise(image: np.ndarray, mask: np.ndarray, percentiles: tuple[float, flo
     return ((image - low) / scale).astype(np.float32), low, high
 
 
-def preprocess(flair: np.ndarray, affine: np.ndarray, *, skull_stripped: bool = False,
-               settings: PreprocessSettings = PreprocessSettings()) -> Preprocessed:
+def preprocess(
+    flair: np.ndarray,
+    affine: np.ndarray,
+    *,
+    skull_stripped: bool = False,
+    settings: PreprocessSettings = PreprocessSettings(),
+) -> Preprocessed:
     """Preprocess one FLAIR volume.
 
     ``flair``: array (X, Y, Z) in any orientation; ``affine``: its 4 x 4 voxel-to-mm matrix.
@@ -146,8 +151,16 @@ def preprocess(flair: np.ndarray, affine: np.ndarray, *, skull_stripped: bool = 
     )
 
 
-def qc_measures(image: np.ndarray, mask: np.ndarray, head: np.ndarray, canonical: Grid, native: Grid,
-                model: Grid, skull_stripped: bool, settings: PreprocessSettings) -> dict:
+def qc_measures(
+    image: np.ndarray,
+    mask: np.ndarray,
+    head: np.ndarray,
+    canonical: Grid,
+    native: Grid,
+    model: Grid,
+    skull_stripped: bool,
+    settings: PreprocessSettings,
+) -> dict:
     """QC measures of a brain mask on the canonical grid, with flags for a failed extraction.
 
     Volumes in mL, areas in cm^2, lengths in mm, intensities in input units.
@@ -231,7 +244,9 @@ def qc_image(image: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
     canvas = Image.new("RGB", (montage.shape[1], montage.shape[0] + 16))
     canvas.paste(Image.fromarray(montage), (0, 16))
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 2), f"{title}   brain mask outline (red), radiological view: R on left, anterior up", fill=(255, 255, 255))
+    draw.text(
+        (4, 2), f"{title}   brain mask outline (red), radiological view: R on left, anterior up", fill=(255, 255, 255)
+    )
     columns = montage.shape[1] // tile_w
     for i, k in enumerate(slices):
         draw.text(((i % columns) * tile_w + 4, 16 + (i // columns) * tile_h + 4), f"z={k}", fill=(255, 255, 0))

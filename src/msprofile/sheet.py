@@ -43,7 +43,7 @@ _TYPE_WORDS = {
 }
 _PATTERN_HINTS = {
     "subject_id": (
-        "is not a safe subject ID: use 1 to 64 letters, digits, '.', '_' or '-', " "starting with a letter or digit"
+        "is not a safe subject ID: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
     ),
     **{column: "has an unsupported extension: images must end in .nii or .nii.gz" for column in PATH_COLUMNS},
 }
@@ -244,8 +244,11 @@ def _duplicate_problems(ids: list[tuple[int, str]]) -> list[SheetProblem]:
     problems = []
     for entries in lines_by_id.values():
         for line, subject_id in entries if len(entries) > 1 else ():
-            others = ", ".join(f"{other}" if other_id == subject_id else f"{other} (as {other_id})"
-                               for other, other_id in entries if other != line)
+            others = ", ".join(
+                f"{other}" if other_id == subject_id else f"{other} (as {other_id})"
+                for other, other_id in entries
+                if other != line
+            )
             problems.append(
                 SheetProblem(line, subject_id, "subject_id", f"duplicate subject ID, also on line {others}")
             )
@@ -325,7 +328,8 @@ class _RowChecker:
                 column, SheetProblem(line, subject_id, column, _explain(error, column, cells.get(column)))
             )
         if "group" not in problems and instance["group"] not in self.allowed_groups:
-            message = f"{_quote(instance['group'])} is not an allowed group; the config allows {', '.join(self.allowed_groups)}"
+            allowed = ", ".join(self.allowed_groups)
+            message = f"{_quote(instance['group'])} is not an allowed group; the config allows {allowed}"
             problems["group"] = SheetProblem(line, subject_id, "group", message)
         paths = {column: self._resolve(instance[column]) for column in PATH_COLUMNS if column in instance}
         for column, path in paths.items():

@@ -56,7 +56,8 @@ Tests (:func:`tests`), long table :data:`TESTS_COLUMNS`
       the MS and HC subjects with a known sex, in the order of the other rows.
 
     Analyses (each one Holm family over its distinct tests, equal to
-    ``statsmodels.stats.multitest.multipletests(method="holm")``; the two effect-size rows of one Mann-Whitney test count once):
+    ``statsmodels.stats.multitest.multipletests(method="holm")``; the two effect-size rows of one
+    Mann-Whitney test count once):
 
     * ``demographics``: group x sex chi-square; age MS vs HC (Mann-Whitney U);
     * ``hc_vs_ms``: :data:`HC_VS_MS_VARIABLES`, MS vs HC, Mann-Whitney U and Welch t;
@@ -108,8 +109,14 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 # Column names and contracts
 
-AREA_COLUMNS = ("TotalIntracranialArea", "TotalVentricleArea", "TotalWMHArea",
-                "TotalPeriArea", "TotalParaArea", "TotalJuxtArea")
+AREA_COLUMNS = (
+    "TotalIntracranialArea",
+    "TotalVentricleArea",
+    "TotalWMHArea",
+    "TotalPeriArea",
+    "TotalParaArea",
+    "TotalJuxtArea",
+)
 CLASS_AREA_COLUMNS = ("TotalPeriArea", "TotalParaArea", "TotalJuxtArea")
 RATIO_COLUMNS = ("VentricleRatio", "WMHRatio")
 SHARE_COLUMNS = ("PEWMH%", "PAWMH%", "JCWMH%")
@@ -134,16 +141,60 @@ HC_VS_MS_VARIABLES = ("TotalVentricleArea", "VentricleRatio", "TotalWMHArea", "W
 MS_SEX_VARIABLES = (*CLASS_AREA_COLUMNS, *SHARE_COLUMNS)
 CORRELATION_VARIABLES = (AGE, *AREA_COLUMNS, *RATIO_COLUMNS)
 TREND_VARIABLES = RATIO_COLUMNS
-OUTLIER_VARIABLES = (AGE, "TotalIntracranialArea", "TotalVentricleArea", "TotalWMHArea", *RATIO_COLUMNS,
-                     *CLASS_AREA_COLUMNS, *SHARE_COLUMNS)
+OUTLIER_VARIABLES = (
+    AGE,
+    "TotalIntracranialArea",
+    "TotalVentricleArea",
+    "TotalWMHArea",
+    *RATIO_COLUMNS,
+    *CLASS_AREA_COLUMNS,
+    *SHARE_COLUMNS,
+)
 
-DESCRIPTIVES_COLUMNS = ("variable", "group", "sex", "age_group", "n", "mean", "sd", "median", "q25", "q75",
-                        "min", "max")
-TESTS_COLUMNS = ("analysis", "variable", "contrast", "test", "statistic", "p_value", "p_adjusted", "effect_size",
-                 "effect_size_name", "ci_low", "ci_high", "n1", "n2")
+DESCRIPTIVES_COLUMNS = (
+    "variable",
+    "group",
+    "sex",
+    "age_group",
+    "n",
+    "mean",
+    "sd",
+    "median",
+    "q25",
+    "q75",
+    "min",
+    "max",
+)
+TESTS_COLUMNS = (
+    "analysis",
+    "variable",
+    "contrast",
+    "test",
+    "statistic",
+    "p_value",
+    "p_adjusted",
+    "effect_size",
+    "effect_size_name",
+    "ci_low",
+    "ci_high",
+    "n1",
+    "n2",
+)
 CORRELATIONS_COLUMNS = ("group", "variable_1", "variable_2", "n", "rho", "p_value", "p_adjusted")
-REGRESSIONS_COLUMNS = ("group", "variable", "model", "term", "coefficient", "se", "ci_low", "ci_high", "p_value",
-                       "r_squared", "adj_r_squared", "n")
+REGRESSIONS_COLUMNS = (
+    "group",
+    "variable",
+    "model",
+    "term",
+    "coefficient",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "r_squared",
+    "adj_r_squared",
+    "n",
+)
 OUTLIERS_COLUMNS = ("subject_id", "group", "age_group", "n_flags", "flagged_variables", "reason")
 
 CONFIDENCE = 0.95
@@ -151,8 +202,7 @@ FLOAT_FORMAT = "%.12g"
 NA_REP = "NA"
 
 # The reference study's column names and this project's.
-REFERENCE_INPUT_COLUMNS = {"PatientID": "subject_id", "PatientAge": AGE, "PatientSex": "sex",
-                           "StudyGroup": "group"}
+REFERENCE_INPUT_COLUMNS = {"PatientID": "subject_id", "PatientAge": AGE, "PatientSex": "sex", "StudyGroup": "group"}
 
 MW_TEST = "Mann-Whitney U (two-sided)"
 WELCH_TEST = "Welch t-test (two-sided)"
@@ -160,6 +210,7 @@ WELCH_TEST = "Welch t-test (two-sided)"
 
 # ---------------------------------------------------------------------------------------------
 # Loading and validation
+
 
 def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFrame:
     """A cohort table as read from a file, in this module's input shape (:data:`COHORT_COLUMNS`).
@@ -178,8 +229,12 @@ def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFram
         if failed.all():
             raise ValueError(f"{source}: no subject was processed successfully (see failures.tsv beside it)")
         if failed.any():
-            log.warning("%d of %d subjects failed processing and are left out of the statistics: %s",
-                        int(failed.sum()), len(raw), ", ".join(raw.loc[failed, "subject_id"].astype(str)))
+            log.warning(
+                "%d of %d subjects failed processing and are left out of the statistics: %s",
+                int(failed.sum()),
+                len(raw),
+                ", ".join(raw.loc[failed, "subject_id"].astype(str)),
+            )
             raw = raw.loc[~failed].reset_index(drop=True)
     reference_needed = [*REFERENCE_INPUT_COLUMNS, *AREA_COLUMNS]
     if all(c in raw.columns for c in reference_needed):
@@ -189,15 +244,17 @@ def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFram
         if bad.any():
             values = sorted({str(v) for v in table.loc[bad, "sex"]})
             raise ValueError(f"{source}: PatientSex must be 0 (female) or 1 (male); found {values}")
-        table["sex"] = pd.Series(pd.NA, index=table.index, dtype="string").mask(sex_code == 0, "F").mask(
-            sex_code == 1, "M")
+        table["sex"] = (
+            pd.Series(pd.NA, index=table.index, dtype="string").mask(sex_code == 0, "F").mask(sex_code == 1, "M")
+        )
     elif all(c in raw.columns for c in COHORT_COLUMNS):
         table = raw
     else:
         missing = [c for c in reference_needed if c not in raw.columns]
         raise ValueError(
             f"{source}: not a cohort table: missing columns {missing} (expected the reference's "
-            f"{reference_needed} or this project's {list(COHORT_COLUMNS)})")
+            f"{reference_needed} or this project's {list(COHORT_COLUMNS)})"
+        )
     return _normalise(table, source=source)
 
 
@@ -236,6 +293,7 @@ def _normalise(table: pd.DataFrame, source: str = "cohort table") -> pd.DataFram
 # ---------------------------------------------------------------------------------------------
 # Derived variables
 
+
 def derive(table: pd.DataFrame, lesion_free_shares: str = "missing") -> pd.DataFrame:
     """The cohort table with :data:`DERIVED_COLUMNS` added (a new DataFrame, rows in input order).
 
@@ -262,9 +320,13 @@ def derive(table: pd.DataFrame, lesion_free_shares: str = "missing") -> pd.DataF
     notes["lesion_free_shares"] = lesion_free_shares
     out.attrs["notes"] = notes
     if notes["n_age_group_unassigned"]:
-        log.warning("%d subjects have no age group (%d without age, %d younger than 18); they are kept in every "
-                    "analysis that does not need the age group", notes["n_age_group_unassigned"],
-                    notes["n_age_missing"], notes["n_age_below_18"])
+        log.warning(
+            "%d subjects have no age group (%d without age, %d younger than 18); they are kept in every "
+            "analysis that does not need the age group",
+            notes["n_age_group_unassigned"],
+            notes["n_age_missing"],
+            notes["n_age_below_18"],
+        )
     return out
 
 
@@ -291,23 +353,30 @@ def _ensure_derived(table: pd.DataFrame) -> pd.DataFrame:
 
 def _keys(table: pd.DataFrame) -> pd.DataFrame:
     """Group, sex and age group as plain strings with the explicit levels for missing values."""
-    return pd.DataFrame({
-        "group": table["group"].astype("string").to_numpy(object),
-        "sex": table["sex"].astype("string").fillna(UNKNOWN_SEX).to_numpy(object),
-        "age_group": table[AGE_GROUP].astype("string").fillna(UNASSIGNED_AGE_GROUP).to_numpy(object),
-    }, index=table.index)
+    return pd.DataFrame(
+        {
+            "group": table["group"].astype("string").to_numpy(object),
+            "sex": table["sex"].astype("string").fillna(UNKNOWN_SEX).to_numpy(object),
+            "age_group": table[AGE_GROUP].astype("string").fillna(UNASSIGNED_AGE_GROUP).to_numpy(object),
+        },
+        index=table.index,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Descriptives
+
 
 def descriptives(table: pd.DataFrame) -> pd.DataFrame:
     """Long descriptive table (:data:`DESCRIPTIVES_COLUMNS`); see the module docstring."""
     d = _ensure_derived(table)
     keys = _keys(d)
     sex_levels = [*SEXES, *([UNKNOWN_SEX] if (keys["sex"] == UNKNOWN_SEX).any() else []), POOLED]
-    age_levels = [*AGE_GROUP_LABELS,
-                  *([UNASSIGNED_AGE_GROUP] if (keys["age_group"] == UNASSIGNED_AGE_GROUP).any() else []), POOLED]
+    age_levels = [
+        *AGE_GROUP_LABELS,
+        *([UNASSIGNED_AGE_GROUP] if (keys["age_group"] == UNASSIGNED_AGE_GROUP).any() else []),
+        POOLED,
+    ]
     levels = {"group": [*GROUPS, POOLED], "sex": sex_levels, "age_group": age_levels}
     values = d[list(DESCRIPTIVE_VARIABLES)].astype("float64")
     copies = []
@@ -327,8 +396,12 @@ def descriptives(table: pd.DataFrame) -> pd.DataFrame:
     result = _summary(grouped).reset_index()
     profile = _mean_of_age_groups(result, sex_levels)
     result = pd.concat([result.astype({c: "string" for c in by}), profile], ignore_index=True)
-    order = {"variable": list(DESCRIPTIVE_VARIABLES), "group": levels["group"], "sex": sex_levels,
-             "age_group": [*age_levels, MEAN_OF_AGE_GROUPS]}
+    order = {
+        "variable": list(DESCRIPTIVE_VARIABLES),
+        "group": levels["group"],
+        "sex": sex_levels,
+        "age_group": [*age_levels, MEAN_OF_AGE_GROUPS],
+    }
     sort_keys = pd.DataFrame({c: pd.Categorical(result[c], categories=cats) for c, cats in order.items()})
     result = result.iloc[np.lexsort([sort_keys[c].cat.codes for c in reversed(by)])].reset_index(drop=True)
     return _finish(result, DESCRIPTIVES_COLUMNS, ints=("n",))
@@ -336,23 +409,29 @@ def descriptives(table: pd.DataFrame) -> pd.DataFrame:
 
 def _summary(grouped) -> pd.DataFrame:
     """The descriptive statistics of a grouped series (SD with ddof 1, linear quartiles)."""
-    return pd.DataFrame({
-        "n": grouped.count(),
-        "mean": grouped.mean(),
-        "sd": grouped.std(ddof=1),
-        "median": grouped.median(),
-        "q25": grouped.quantile(0.25),
-        "q75": grouped.quantile(0.75),
-        "min": grouped.min(),
-        "max": grouped.max(),
-    })
+    return pd.DataFrame(
+        {
+            "n": grouped.count(),
+            "mean": grouped.mean(),
+            "sd": grouped.std(ddof=1),
+            "median": grouped.median(),
+            "q25": grouped.quantile(0.25),
+            "q75": grouped.quantile(0.75),
+            "min": grouped.min(),
+            "max": grouped.max(),
+        }
+    )
 
 
 def _mean_of_age_groups(result: pd.DataFrame, sex_levels) -> pd.DataFrame:
     """Rows ``age_group = mean_of_age_groups``: statistics of the age-group means, one per
     profile variable, profile group and sex level (``n = 0`` where no age group has a value)."""
-    sel = result[result["variable"].isin(PROFILE_VARIABLES) & result["group"].isin(PROFILE_GROUPS)
-                 & result["age_group"].isin(AGE_GROUP_LABELS) & result["mean"].notna()].copy()
+    sel = result[
+        result["variable"].isin(PROFILE_VARIABLES)
+        & result["group"].isin(PROFILE_GROUPS)
+        & result["age_group"].isin(AGE_GROUP_LABELS)
+        & result["mean"].notna()
+    ].copy()
     sel["variable"] = pd.Categorical(sel["variable"].astype(str), categories=list(PROFILE_VARIABLES))
     sel["group"] = pd.Categorical(sel["group"].astype(str), categories=list(PROFILE_GROUPS))
     sel["sex"] = pd.Categorical(sel["sex"].astype(str), categories=list(sex_levels))
@@ -364,6 +443,7 @@ def _mean_of_age_groups(result: pd.DataFrame, sex_levels) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # Effect sizes and two-sample tests
+
 
 def probability_of_superiority(x, y) -> tuple[float, float]:
     """``(PS, se)``: PS = P(X > Y) + P(X = Y) / 2 over all pairs, and its DeLong standard error.
@@ -410,15 +490,31 @@ def mann_whitney(x, y) -> dict:
     n1, n2 = len(x), len(y)
     nan2 = (math.nan, math.nan)
     if n1 == 0 or n2 == 0:
-        return {"u": math.nan, "p": math.nan, "ps": math.nan, "ps_ci": nan2, "r": math.nan, "r_ci": nan2,
-                "n1": n1, "n2": n2}
+        return {
+            "u": math.nan,
+            "p": math.nan,
+            "ps": math.nan,
+            "ps_ci": nan2,
+            "r": math.nan,
+            "r_ci": nan2,
+            "n1": n1,
+            "n2": n2,
+        }
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         res = sps.mannwhitneyu(x, y, alternative="two-sided")
     ps, se = probability_of_superiority(x, y)
     lo, hi = _ps_interval(ps, se)
-    return {"u": float(res.statistic), "p": float(res.pvalue), "ps": ps, "ps_ci": (lo, hi), "r": 2 * ps - 1,
-            "r_ci": (2 * lo - 1, 2 * hi - 1), "n1": n1, "n2": n2}
+    return {
+        "u": float(res.statistic),
+        "p": float(res.pvalue),
+        "ps": ps,
+        "ps_ci": (lo, hi),
+        "r": 2 * ps - 1,
+        "r_ci": (2 * lo - 1, 2 * hi - 1),
+        "n1": n1,
+        "n2": n2,
+    }
 
 
 def cohens_d(x, y) -> tuple[float, tuple[float, float]]:
@@ -443,8 +539,10 @@ def _d_interval(d: float, n1: int, n2: int, level: float = CONFIDENCE) -> tuple[
     width = 10.0 * math.sqrt(1.0 + t * t / (2.0 * df)) + 1.0
     bounds = []
     for target in (0.5 + level / 2, 0.5 - level / 2):
+
         def f(nc, target=target):
             return _nct_cdf(t, df, nc) - target
+
         lo, hi = t - width, t + width
         if not (f(lo) > 0 > f(hi)):
             return math.nan, math.nan
@@ -487,21 +585,50 @@ def _finite(values) -> np.ndarray:
 
 def _mw_rows(analysis: str, variable: str, contrast: str, x, y) -> list[dict]:
     m = mann_whitney(x, y)
-    base = {"analysis": analysis, "variable": variable, "contrast": contrast, "test": MW_TEST,
-            "statistic": m["u"], "p_value": m["p"], "n1": m["n1"], "n2": m["n2"]}
+    base = {
+        "analysis": analysis,
+        "variable": variable,
+        "contrast": contrast,
+        "test": MW_TEST,
+        "statistic": m["u"],
+        "p_value": m["p"],
+        "n1": m["n1"],
+        "n2": m["n2"],
+    }
     return [
-        {**base, "effect_size": m["r"], "effect_size_name": "rank_biserial", "ci_low": m["r_ci"][0],
-         "ci_high": m["r_ci"][1]},
-        {**base, "effect_size": m["ps"], "effect_size_name": "probability_of_superiority",
-         "ci_low": m["ps_ci"][0], "ci_high": m["ps_ci"][1]},
+        {
+            **base,
+            "effect_size": m["r"],
+            "effect_size_name": "rank_biserial",
+            "ci_low": m["r_ci"][0],
+            "ci_high": m["r_ci"][1],
+        },
+        {
+            **base,
+            "effect_size": m["ps"],
+            "effect_size_name": "probability_of_superiority",
+            "ci_low": m["ps_ci"][0],
+            "ci_high": m["ps_ci"][1],
+        },
     ]
 
 
 def _welch_row(analysis: str, variable: str, contrast: str, x, y) -> dict:
     w = welch_t(x, y)
-    return {"analysis": analysis, "variable": variable, "contrast": contrast, "test": WELCH_TEST,
-            "statistic": w["t"], "p_value": w["p"], "effect_size": w["d"], "effect_size_name": "cohens_d",
-            "ci_low": w["d_ci"][0], "ci_high": w["d_ci"][1], "n1": w["n1"], "n2": w["n2"]}
+    return {
+        "analysis": analysis,
+        "variable": variable,
+        "contrast": contrast,
+        "test": WELCH_TEST,
+        "statistic": w["t"],
+        "p_value": w["p"],
+        "effect_size": w["d"],
+        "effect_size_name": "cohens_d",
+        "ci_low": w["d_ci"][0],
+        "ci_high": w["d_ci"][1],
+        "n1": w["n1"],
+        "n2": w["n2"],
+    }
 
 
 def cramers_v(counts) -> float:
@@ -513,20 +640,38 @@ def cramers_v(counts) -> float:
 
 def _chi_square_row(d: pd.DataFrame) -> dict:
     known = d[d["sex"].notna()]
-    counts = pd.crosstab(pd.Categorical(known["group"], categories=GROUPS),
-                         pd.Categorical(known["sex"], categories=SEXES), dropna=False).to_numpy(float)
+    counts = pd.crosstab(
+        pd.Categorical(known["group"], categories=GROUPS), pd.Categorical(known["sex"], categories=SEXES), dropna=False
+    ).to_numpy(float)
     # n1, n2 in the order of every other row's "MS vs HC" contrast.
-    row = {"analysis": "demographics", "variable": "sex", "contrast": "group x sex", "effect_size_name": "cramers_v",
-           "ci_low": math.nan, "ci_high": math.nan, "n1": int(counts[GROUPS.index("MS")].sum()),
-           "n2": int(counts[GROUPS.index("HC")].sum())}
+    row = {
+        "analysis": "demographics",
+        "variable": "sex",
+        "contrast": "group x sex",
+        "effect_size_name": "cramers_v",
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "n1": int(counts[GROUPS.index("MS")].sum()),
+        "n2": int(counts[GROUPS.index("HC")].sum()),
+    }
     if (counts.sum(axis=0) == 0).any() or (counts.sum(axis=1) == 0).any():
-        return {**row, "test": "chi-square test of independence", "statistic": math.nan, "p_value": math.nan,
-                "effect_size": math.nan}
+        return {
+            **row,
+            "test": "chi-square test of independence",
+            "statistic": math.nan,
+            "p_value": math.nan,
+            "effect_size": math.nan,
+        }
     res = sps.chi2_contingency(counts)  # scipy default: Yates' correction when dof == 1
     corrected = res.dof == 1
     test = "chi-square test of independence" + (", Yates-corrected" if corrected else ", uncorrected")
-    return {**row, "test": test, "statistic": float(res.statistic), "p_value": float(res.pvalue),
-            "effect_size": cramers_v(counts)}
+    return {
+        **row,
+        "test": test,
+        "statistic": float(res.statistic),
+        "p_value": float(res.pvalue),
+        "effect_size": cramers_v(counts),
+    }
 
 
 def holm(p_values) -> np.ndarray:
@@ -564,7 +709,7 @@ def tests(table: pd.DataFrame) -> pd.DataFrame:
         rows += _mw_rows("ms_sex", variable, "M vs F", v[male], v[female])
     result = pd.DataFrame(rows)
     result["p_adjusted"] = math.nan
-    for analysis, family in result.groupby("analysis", sort=False):
+    for _, family in result.groupby("analysis", sort=False):
         distinct = family.drop_duplicates(["variable", "contrast", "test"])
         adjusted = pd.Series(holm(distinct["p_value"].to_numpy(float)), index=distinct.index)
         key = family[["variable", "contrast", "test"]].apply(tuple, axis=1)
@@ -575,6 +720,7 @@ def tests(table: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------------------------
 # Correlations and regressions
+
 
 def spearman_matrix(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(rho, p)`` for the columns of ``values`` (n x k, complete cases): Pearson correlation
@@ -606,15 +752,19 @@ def correlations(table: pd.DataFrame, variables=CORRELATION_VARIABLES) -> pd.Dat
         i = np.array([a for a, _ in pairs], dtype=int)
         j = np.array([b for _, b in pairs], dtype=int)
         p_pairs = p[i, j] if len(pairs) else np.array([])
-        frames.append(pd.DataFrame({
-            "group": group,
-            "variable_1": [variables[a] for a in i],
-            "variable_2": [variables[b] for b in j],
-            "n": len(sub),
-            "rho": rho[i, j] if len(pairs) else [],
-            "p_value": p_pairs,
-            "p_adjusted": holm(p_pairs),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "group": group,
+                    "variable_1": [variables[a] for a in i],
+                    "variable_2": [variables[b] for b in j],
+                    "n": len(sub),
+                    "rho": rho[i, j] if len(pairs) else [],
+                    "p_value": p_pairs,
+                    "p_adjusted": holm(p_pairs),
+                }
+            )
+        )
     return _finish(pd.concat(frames, ignore_index=True), CORRELATIONS_COLUMNS, ints=("n",))
 
 
@@ -640,23 +790,37 @@ def regressions(table: pd.DataFrame, variables=TREND_VARIABLES) -> pd.DataFrame:
                         fit = OLS(y, X).fit()
                 for k, term in enumerate(terms):
                     if fit is None:
-                        values = dict.fromkeys(("coefficient", "se", "ci_low", "ci_high", "p_value", "r_squared",
-                                                "adj_r_squared"), math.nan)
+                        values = dict.fromkeys(
+                            ("coefficient", "se", "ci_low", "ci_high", "p_value", "r_squared", "adj_r_squared"),
+                            math.nan,
+                        )
                     else:
                         ci = np.asarray(fit.conf_int(1 - CONFIDENCE))
-                        values = {"coefficient": fit.params[k], "se": fit.bse[k], "ci_low": ci[k, 0],
-                                  "ci_high": ci[k, 1], "p_value": fit.pvalues[k], "r_squared": fit.rsquared,
-                                  "adj_r_squared": fit.rsquared_adj}
-                    rows.append({"group": group, "variable": variable, "model": model, "term": term, **values,
-                                 "n": n})
+                        values = {
+                            "coefficient": fit.params[k],
+                            "se": fit.bse[k],
+                            "ci_low": ci[k, 0],
+                            "ci_high": ci[k, 1],
+                            "p_value": fit.pvalues[k],
+                            "r_squared": fit.rsquared,
+                            "adj_r_squared": fit.rsquared_adj,
+                        }
+                    rows.append({"group": group, "variable": variable, "model": model, "term": term, **values, "n": n})
     return _finish(pd.DataFrame(rows), REGRESSIONS_COLUMNS, ints=("n",))
 
 
 # ---------------------------------------------------------------------------------------------
 # Outliers
 
-def outlier_flags(table: pd.DataFrame, iqr_factor: float = 2.0, z_threshold: float = 3.5, min_stratum: int = 5,
-                  variables=OUTLIER_VARIABLES, mad_zero: str = "no_flag") -> pd.DataFrame:
+
+def outlier_flags(
+    table: pd.DataFrame,
+    iqr_factor: float = 2.0,
+    z_threshold: float = 3.5,
+    min_stratum: int = 5,
+    variables=OUTLIER_VARIABLES,
+    mad_zero: str = "no_flag",
+) -> pd.DataFrame:
     """Boolean flags (rows of the derived table, columns ``variables``) of the reference rule:
     within a group x age-group stratum of at least ``min_stratum`` subjects, a value outside
     [Q1 - f IQR, Q3 + f IQR] and with |0.6745 (x - median) / MAD| > ``z_threshold``.
@@ -672,8 +836,10 @@ def outlier_flags(table: pd.DataFrame, iqr_factor: float = 2.0, z_threshold: flo
     if stratified.empty:
         return flags
     values = stratified[variables].astype("float64")
-    keys = [stratified["group"].astype("string").to_numpy(object),
-            stratified[AGE_GROUP].astype("string").to_numpy(object)]
+    keys = [
+        stratified["group"].astype("string").to_numpy(object),
+        stratified[AGE_GROUP].astype("string").to_numpy(object),
+    ]
     grouped = values.groupby(keys, sort=False)
     eligible = grouped[variables[0]].transform("size").to_numpy() >= min_stratum
     q1 = grouped.transform("quantile", 0.25)
@@ -693,41 +859,60 @@ def outlier_flags(table: pd.DataFrame, iqr_factor: float = 2.0, z_threshold: flo
     return flags
 
 
-def outliers(table: pd.DataFrame, iqr_factor: float = 2.0, z_threshold: float = 3.5, min_stratum: int = 5,
-             min_flags: int = 3, variables=OUTLIER_VARIABLES, mad_zero: str = "no_flag"
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def outliers(
+    table: pd.DataFrame,
+    iqr_factor: float = 2.0,
+    z_threshold: float = 3.5,
+    min_stratum: int = 5,
+    min_flags: int = 3,
+    variables=OUTLIER_VARIABLES,
+    mad_zero: str = "no_flag",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(kept, removed)``: the derived table without subjects with ``min_flags`` or more
     flags (:func:`outlier_flags`), and who was removed and why (:data:`OUTLIERS_COLUMNS`,
     ``flagged_variables`` joined with ``;``), sorted by group, age group, subject."""
     d = _ensure_derived(table)
     variables = list(variables)
-    flags = outlier_flags(d, iqr_factor=iqr_factor, z_threshold=z_threshold, min_stratum=min_stratum,
-                          variables=variables, mad_zero=mad_zero)
+    flags = outlier_flags(
+        d,
+        iqr_factor=iqr_factor,
+        z_threshold=z_threshold,
+        min_stratum=min_stratum,
+        variables=variables,
+        mad_zero=mad_zero,
+    )
     n_flags = flags.sum(axis=1).to_numpy(int)
     remove = n_flags >= min_flags
     gone = d.loc[remove]
     flagged = flags.loc[remove].to_numpy(bool)
     size = d.groupby(["group", AGE_GROUP], observed=True).size()
     names = np.array(variables, dtype=object)
-    removed = pd.DataFrame({
-        "subject_id": gone["subject_id"].to_numpy(object),
-        "group": gone["group"].to_numpy(object),
-        "age_group": gone[AGE_GROUP].astype("string").to_numpy(object),
-        "n_flags": n_flags[remove],
-        "flagged_variables": [";".join(names[row]) for row in flagged],
-    })
+    removed = pd.DataFrame(
+        {
+            "subject_id": gone["subject_id"].to_numpy(object),
+            "group": gone["group"].to_numpy(object),
+            "age_group": gone[AGE_GROUP].astype("string").to_numpy(object),
+            "n_flags": n_flags[remove],
+            "flagged_variables": [";".join(names[row]) for row in flagged],
+        }
+    )
     removed["reason"] = [
         f"{k} of {len(variables)} variables (removal at {min_flags}) outside [Q1 - {iqr_factor:g} IQR, "
         f"Q3 + {iqr_factor:g} IQR] and with |modified z| > {z_threshold:g} within stratum {g} {a} "
         f"(n = {int(size.get((g, a), 0))})"
-        for k, g, a in zip(removed["n_flags"], removed["group"], removed["age_group"])]
+        for k, g, a in zip(removed["n_flags"], removed["group"], removed["age_group"])
+    ]
     order = {"group": list(GROUPS), "age_group": list(AGE_GROUP_LABELS)}
     if len(removed):
-        removed = removed.iloc[np.lexsort([
-            removed["subject_id"].to_numpy(str),
-            pd.Categorical(removed["age_group"], categories=order["age_group"]).codes,
-            pd.Categorical(removed["group"], categories=order["group"]).codes,
-        ])]
+        removed = removed.iloc[
+            np.lexsort(
+                [
+                    removed["subject_id"].to_numpy(str),
+                    pd.Categorical(removed["age_group"], categories=order["age_group"]).codes,
+                    pd.Categorical(removed["group"], categories=order["group"]).codes,
+                ]
+            )
+        ]
     kept = d.loc[~remove].copy()
     kept.attrs["notes"] = {**d.attrs.get("notes", {}), "n_outliers_removed": int(remove.sum())}
     return kept, _finish(removed.reset_index(drop=True), OUTLIERS_COLUMNS, ints=("n_flags",))
@@ -736,17 +921,15 @@ def outliers(table: pd.DataFrame, iqr_factor: float = 2.0, z_threshold: float = 
 # ---------------------------------------------------------------------------------------------
 # Tables
 
+
 def _finish(frame: pd.DataFrame, columns, ints=()) -> pd.DataFrame:
     """Contract columns in order, strings as ``string``, counts as int64, the rest float64."""
     frame = frame.reindex(columns=list(columns))
     for column in columns:
         if column in ints:
             frame[column] = frame[column].astype("int64")
-        elif frame[column].dtype == object or isinstance(frame[column].dtype, (pd.StringDtype,
-                                                                                  pd.CategoricalDtype)):
+        elif frame[column].dtype == object or isinstance(frame[column].dtype, (pd.StringDtype, pd.CategoricalDtype)):
             frame[column] = frame[column].astype("string")
         else:
             frame[column] = frame[column].astype("float64")
     return frame.reset_index(drop=True)
-
-

@@ -54,5 +54,12 @@ def run_subject_job(smk, step: str, work: Callable[[], None], *, upstream=()) ->
     folder, which holds the failure record."""
     subject_id = smk.wildcards.subject
     with logged(smk.log[0], f"{step} {subject_id}"):
-        return run_subject_step(step, subject_id, work, upstream=upstream, outputs=list(smk.output),
-                                subject_dir=Path(smk.output[0]).parent, on_error=smk.config["on_error"])
+        return run_subject_step(
+            step,
+            subject_id,
+            work,
+            upstream=upstream,
+            outputs=list(smk.output),
+            subject_dir=Path(smk.output[0]).parent,
+            on_error=smk.config["on_error"],
+        )

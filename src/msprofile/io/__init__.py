@@ -112,8 +112,9 @@ def write_empty_file(path: str | os.PathLike) -> None:
         tmp.write_bytes(b"")
 
 
-def write_tsv(frame: pd.DataFrame, path: str | os.PathLike, *, float_format: str | None = None,
-              na_rep: str = "") -> None:
+def write_tsv(
+    frame: pd.DataFrame, path: str | os.PathLike, *, float_format: str | None = None, na_rep: str = ""
+) -> None:
     """Write ``frame`` without its index as tab-separated text with ``\\n`` line ends, atomically.
 
     ``float_format``: printf format of floats (None: shortest repr); ``na_rep``: text of a
@@ -179,8 +180,9 @@ def save_png(image: np.ndarray, path: str | os.PathLike, *, dpi: float | None = 
 
     extra = {"dpi": (dpi, dpi)} if dpi else {}
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, format="png", compress_level=compress_level,
-                                                                **extra)
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
+            tmp, format="png", compress_level=compress_level, **extra
+        )
 
 
 #: PDF metadata left out so that equal figures give equal files.
@@ -253,8 +255,11 @@ def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) ->
         shape = shape[:3]
     if len(shape) != 3:
         raise InputImageError(subject_id, path, f"expected a 3-D image, got {len(img.shape)}-D with shape {img.shape}")
-    if (any(n > MAX_VOXELS_PER_AXIS for n in shape) or sorted(shape)[1] < MIN_INPLANE_VOXELS
-            or math.prod(shape) > MAX_VOXELS):
+    if (
+        any(n > MAX_VOXELS_PER_AXIS for n in shape)
+        or sorted(shape)[1] < MIN_INPLANE_VOXELS
+        or math.prod(shape) > MAX_VOXELS
+    ):
         raise InputImageError(subject_id, path, f"implausible dimensions {shape}")
     affine = img.affine
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
@@ -265,7 +270,9 @@ def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) ->
     try:
         data = np.asarray(img.dataobj, dtype=dtype).reshape(shape)
     except Exception as exc:  # truncated gzip streams fail here, not at nib.load
-        raise InputImageError(subject_id, path, f"image data cannot be read, the file may be truncated ({exc})") from None
+        raise InputImageError(
+            subject_id, path, f"image data cannot be read, the file may be truncated ({exc})"
+        ) from None
     if not np.all(np.isfinite(data)):
         n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         raise InputImageError(subject_id, path, f"{n_bad} voxels are NaN or infinite")
@@ -291,14 +298,19 @@ def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | 
     data, affine = load_image(path, subject_id)
     grid = grid or Grid(data.shape, affine)
     if data.shape != grid.shape or not np.allclose(affine, grid.affine, atol=1e-3):
-        raise InputImageError(subject_id, path, f"{what} mask grid {data.shape} does not match the FLAIR's "
-                                                f"{grid.shape} (shape or affine)")
+        raise InputImageError(
+            subject_id, path, f"{what} mask grid {data.shape} does not match the FLAIR's {grid.shape} (shape or affine)"
+        )
     whole = (data == np.round(data)) & (data >= 0) & (data <= 255)
     if not whole.all():
         odd = np.unique(data[~whole])[:5].round(4).tolist()
-        raise InputImageError(subject_id, path, f"{what} mask values must be whole numbers from 0 to 255 "
-                                                f"(0 = background); found {odd}: a probability map or a "
-                                                "different image?")
+        raise InputImageError(
+            subject_id,
+            path,
+            f"{what} mask values must be whole numbers from 0 to 255 "
+            f"(0 = background); found {odd}: a probability map or a "
+            "different image?",
+        )
     if what == "ventricle" and not data.any():
         raise InputImageError(subject_id, path, "ventricle mask is empty")
     if what == "lesion" and not data.any():

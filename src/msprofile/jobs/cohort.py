@@ -14,8 +14,9 @@ from ..io import load_json, read_stacked_parquet, write_parquet, write_tsv
 log = logging.getLogger(__name__)
 
 
-def cohort_job(sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohort_path, lesions_path,
-               failures_path) -> None:
+def cohort_job(
+    sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohort_path, lesions_path, failures_path
+) -> None:
     """Write ``cohort.parquet`` (one row per subject of ``sheet``,
     :func:`msprofile.cohort.build_cohort_table`), ``lesions.parquet`` (every lesion of every
     subject) and ``failures.tsv`` (the subjects that failed, with the step and the reason).
@@ -30,13 +31,20 @@ def cohort_job(sheet: pd.DataFrame, metrics_paths, qc_paths, lesion_paths, cohor
     failures = failures_table(cohort)
     write_tsv(failures, failures_path)
     if len(failures):
-        log.warning("%d of %d subjects failed and are listed in %s: %s", len(failures), len(cohort), failures_path,
-                    ", ".join(failures["subject_id"]))
+        log.warning(
+            "%d of %d subjects failed and are listed in %s: %s",
+            len(failures),
+            len(cohort),
+            failures_path,
+            ", ".join(failures["subject_id"]),
+        )
 
 
 def _subject_result(metrics_path: Path, qc_path: Path) -> dict:
     if is_placeholder(metrics_path):
         failure = read_failure(metrics_path.parent) or {
-            "step": "unknown", "error": "no failure record; see the subject's logs"}
+            "step": "unknown",
+            "error": "no failure record; see the subject's logs",
+        }
         return {"failure": failure}
     return {"metrics": load_json(metrics_path), "qc": load_json(qc_path)}

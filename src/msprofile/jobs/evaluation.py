@@ -18,8 +18,17 @@ log = logging.getLogger(__name__)
 FLOAT_FORMAT = "%.6g"
 
 
-def evaluate_segmentations(subject_ids, segmentation_paths, wmh_paths, ventricles_paths, table_path, summary_path,
-                           figure_png_path, figure_pdf_path, on_error: str = "stop") -> None:
+def evaluate_segmentations(
+    subject_ids,
+    segmentation_paths,
+    wmh_paths,
+    ventricles_paths,
+    table_path,
+    summary_path,
+    figure_png_path,
+    figure_pdf_path,
+    on_error: str = "stop",
+) -> None:
     """Score every subject's segmentation against its manual masks and write the per-subject
     table, the per-class summary (both TSV) and the figure (PNG and PDF).
 

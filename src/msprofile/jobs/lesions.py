@@ -14,8 +14,16 @@ from ..io import load_image, load_json, save_json, save_nifti, write_parquet
 from ..lesions import lesion_profile, lesion_table
 
 
-def lesion_metrics_subject(subject_id: str, segmentation_path, flair_path, brain_mask_path, model_card_path,
-                           lesions_path, classes_path, metrics_path) -> dict:
+def lesion_metrics_subject(
+    subject_id: str,
+    segmentation_path,
+    flair_path,
+    brain_mask_path,
+    model_card_path,
+    lesions_path,
+    classes_path,
+    metrics_path,
+) -> dict:
     """Classify one subject's lesions and write ``lesions.parquet``, ``lesion_classes.nii.gz``
     (native grid, uint8 :class:`msprofile.labels.LesionClass` codes) and ``metrics.json``.
 
@@ -35,8 +43,12 @@ def lesion_metrics_subject(subject_id: str, segmentation_path, flair_path, brain
         np.ascontiguousarray(to_canonical(brain, native)[0]),
         canonical.voxel_size_mm,
     )
-    save_nifti(from_canonical(profile.class_volume, native).astype(np.uint8), affine, classes_path,
-               zooms_mm=native.voxel_size_mm)
+    save_nifti(
+        from_canonical(profile.class_volume, native).astype(np.uint8),
+        affine,
+        classes_path,
+        zooms_mm=native.voxel_size_mm,
+    )
     write_parquet(lesion_table(profile.lesions2d, profile.lesions3d, subject_id), lesions_path)
     metrics = {
         "subject_id": subject_id,

@@ -9,9 +9,17 @@ from ..io import InputImageError, load_image, save_json, save_nifti, save_png
 from ..preprocess import PreprocessSettings, preprocess, qc_image, settings_dict
 
 
-def preprocess_subject(subject_id: str, flair_path: str | Path, *, skull_stripped: bool, settings: PreprocessSettings,
-                       brain_mask_path: str | Path, flair_preproc_path: str | Path, qc_json_path: str | Path,
-                       qc_png_path: str | Path) -> dict:
+def preprocess_subject(
+    subject_id: str,
+    flair_path: str | Path,
+    *,
+    skull_stripped: bool,
+    settings: PreprocessSettings,
+    brain_mask_path: str | Path,
+    flair_preproc_path: str | Path,
+    qc_json_path: str | Path,
+    qc_png_path: str | Path,
+) -> dict:
     """Run :func:`msprofile.preprocess.preprocess` on one subject's file and write its four
     outputs: the brain mask on the native grid (uint8), the normalised FLAIR on the model grid
     (float32), the QC measures (JSON) and the QC montage (PNG).

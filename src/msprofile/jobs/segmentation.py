@@ -20,8 +20,18 @@ from ..segmentation.onnx_export import OnnxNetwork
 log = logging.getLogger(__name__)
 
 
-def segment_subject(subject_id: str, flair_preproc_path, brain_mask_path, model_dir, segmentation_path,
-                    probabilities_path=None, *, device: str = "auto", batch_size: int = 8, threads: int = 0) -> dict:
+def segment_subject(
+    subject_id: str,
+    flair_preproc_path,
+    brain_mask_path,
+    model_dir,
+    segmentation_path,
+    probabilities_path=None,
+    *,
+    device: str = "auto",
+    batch_size: int = 8,
+    threads: int = 0,
+) -> dict:
     """Segment one preprocessed subject and write its native-grid labels.
 
     Labels (uint8 :class:`msprofile.labels.SegmentationClass` codes) are predicted on the
@@ -63,5 +73,7 @@ def check_model_fits(card: dict, model: Grid) -> None:
     expected = card.get("preprocessing", {})
     pixel = float(np.mean(model.voxel_size_mm[:2]))
     if "pixel_size_mm" in expected and abs(pixel - expected["pixel_size_mm"]) > 0.01:
-        raise ModelError(f"the model expects {expected['pixel_size_mm']} mm pixels, the preprocessed image has {pixel:.3f} mm "
-                         "(set preprocess.pixel_size_mm to the model's value)")
+        raise ModelError(
+            f"the model expects {expected['pixel_size_mm']} mm pixels, the preprocessed image has {pixel:.3f} mm "
+            "(set preprocess.pixel_size_mm to the model's value)"
+        )

@@ -25,8 +25,13 @@ def load_cohort_table(path: str | os.PathLike) -> pd.DataFrame:
     return stats.cohort_input(raw, source=str(path))
 
 
-def write_statistics(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
-                     remove_outliers: bool = False) -> dict[str, pd.DataFrame]:
+def write_statistics(
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    lesion_free_shares: str = "missing",
+    remove_outliers: bool = False,
+) -> dict[str, pd.DataFrame]:
     """The statistics stage on a cohort table (:func:`load_cohort_table`): derive, optionally
     remove outliers, and write :func:`msprofile.outputs.stats_tables` (``descriptives.tsv``,
     ``tests.tsv``, ``correlations.tsv``, ``regressions.tsv``, and ``outliers_removed.tsv`` when
@@ -49,15 +54,21 @@ def write_statistics(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_
     return results
 
 
-def write_figures(table: pd.DataFrame, out_dir: str | os.PathLike, *, lesion_free_shares: str = "missing",
-                  remove_outliers: bool = False) -> dict[str, dict]:
+def write_figures(
+    table: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    *,
+    lesion_free_shares: str = "missing",
+    remove_outliers: bool = False,
+) -> dict[str, dict]:
     """The figures stage on a cohort table (:func:`load_cohort_table`): every figure of
     :func:`msprofile.figures.all_figures` written as ``out_dir/<name>.png`` and
     ``out_dir/<name>.pdf``. Returns what :func:`write_figure` returns, by name."""
     drawn = figures.all_figures(table, lesion_free_shares=lesion_free_shares, remove_outliers=remove_outliers)
     out_dir = Path(out_dir)
-    return {name: write_figure(figure, out_dir / f"{name}.png", out_dir / f"{name}.pdf")
-            for name, figure in drawn.items()}
+    return {
+        name: write_figure(figure, out_dir / f"{name}.png", out_dir / f"{name}.pdf") for name, figure in drawn.items()
+    }
 
 
 def write_figure(figure: figures.CohortFigure, png_path, pdf_path) -> dict:
@@ -66,5 +77,11 @@ def write_figure(figure: figures.CohortFigure, png_path, pdf_path) -> dict:
     (width, height) and ``texts`` (every text drawn)."""
     with matplotlib.rc_context(figures.STYLE):
         size_px = save_figure(figure.figure, png_path, pdf_path, dpi=figures.FIGURE_DPI)
-    return {"name": figure.name, "png": Path(png_path), "pdf": Path(pdf_path), "size_px": size_px,
-            "texts": figure.texts, **figure.summary}
+    return {
+        "name": figure.name,
+        "png": Path(png_path),
+        "pdf": Path(pdf_path),
+        "size_px": size_px,
+        "texts": figure.texts,
+        **figure.summary,
+    }

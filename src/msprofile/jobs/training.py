@@ -22,7 +22,9 @@ from ..segmentation.onnx_export import checked_onnx
 from ..segmentation.train import TrainingSettings, configure_tensorflow, train
 
 
-def write_training_labels(subject_id: str, wmh_path, ventricles_path, flair_preproc_path, brain_mask_path, out_path) -> None:
+def write_training_labels(
+    subject_id: str, wmh_path, ventricles_path, flair_preproc_path, brain_mask_path, out_path
+) -> None:
     """Three-class manual labels of one subject on its model grid (nearest neighbour).
 
     Training needs every training subject: one whose preprocessing failed is an error here
@@ -55,8 +57,18 @@ def _load_slices(path):
     return data["x"], data["y"], data["subject"].astype(str)
 
 
-def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_mask_path, wmh_path, ventricles_path,
-                          out_path, settings: TrainingSettings, *, device: str = "auto") -> dict:
+def cross_validation_fold(
+    held_out: str,
+    slices_path,
+    flair_preproc_path,
+    brain_mask_path,
+    wmh_path,
+    ventricles_path,
+    out_path,
+    settings: TrainingSettings,
+    *,
+    device: str = "auto",
+) -> dict:
     """Train without ``held_out`` and score the held-out subject on its native grid.
 
     The fold's schedule is fixed in advance (no early stopping on the held-out subject).
@@ -72,8 +84,12 @@ def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_
     flair_model, affine_model = load_image(flair_preproc_path, held_out)
     brain, affine = load_image(brain_mask_path, held_out, dtype=np.uint8)
     native = Grid(brain.shape, affine)
-    predicted = native_labels(predict_probabilities(keras_network(model), flair_model),
-                              Grid(flair_model.shape, affine_model), native, brain > 0)
+    predicted = native_labels(
+        predict_probabilities(keras_network(model), flair_model),
+        Grid(flair_model.shape, affine_model),
+        native,
+        brain > 0,
+    )
     reference, _ = load_manual_labels(held_out, wmh_path, ventricles_path, native)
     rows = evaluate_subject(held_out, reference, predicted, native.voxel_size_mm)
     result = {"subject_id": held_out, "epochs": len(losses), "final_loss": losses[-1], "rows": rows}
@@ -81,8 +97,16 @@ def cross_validation_fold(held_out: str, slices_path, flair_preproc_path, brain_
     return result
 
 
-def train_final_model(name: str, slices_path, fold_paths, model_dir, settings: TrainingSettings, *,
-                      preprocessing: dict, device: str = "auto") -> dict:
+def train_final_model(
+    name: str,
+    slices_path,
+    fold_paths,
+    model_dir,
+    settings: TrainingSettings,
+    *,
+    preprocessing: dict,
+    device: str = "auto",
+) -> dict:
     """Train on every training subject and write the model and its card.
 
     The card carries the cross-validation results of ``fold_paths`` (pooled and per-subject
@@ -111,12 +135,26 @@ def train_final_model(name: str, slices_path, fold_paths, model_dir, settings: T
         "name": name,
         "msprofile_version": __version__,
         "classes": list(SEGMENTATION_CLASS_NAMES),
-        "input": {"shape": [None, None, 1], "trained_on_matrix": list(x.shape[1:3]), "axis_order": "slices of the model grid (x, y)"},
+        "input": {
+            "shape": [None, None, 1],
+            "trained_on_matrix": list(x.shape[1:3]),
+            "axis_order": "slices of the model grid (x, y)",
+        },
         "normalisation": "brain percentiles 1 and 99 mapped to 0 and 1 (preprocess), then each slice z-scored",
         "preprocessing": preprocessing,
-        "architecture": {"type": "attention_unet", "base_filters": settings.base_filters, "parameters": int(model.count_params())},
-        "training": {**settings.to_dict(), "subjects": sorted(set(owners.tolist())), "slices": int(len(x)),
-                     "final_loss": losses[-1], "loss_curve": [round(v, 5) for v in losses], "device": used},
+        "architecture": {
+            "type": "attention_unet",
+            "base_filters": settings.base_filters,
+            "parameters": int(model.count_params()),
+        },
+        "training": {
+            **settings.to_dict(),
+            "subjects": sorted(set(owners.tolist())),
+            "slices": int(len(x)),
+            "final_loss": losses[-1],
+            "loss_curve": [round(v, 5) for v in losses],
+            "device": used,
+        },
         "validation": validation,
         "software": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
     }
@@ -131,4 +169,3 @@ def save_trained_model(model, model_dir, card: dict, *, check_input: np.ndarray)
     the card as written."""
     copy = inference_copy(model)
     return save_model(copy, checked_onnx(copy, check_input), model_dir, card)
-

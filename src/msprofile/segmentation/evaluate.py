@@ -35,11 +35,25 @@ DEFAULT_CONNECTIVITY = "3d26"
 
 #: Column order of the rows of :func:`evaluate_subject`.
 ROW_COLUMNS = (
-    "subject_id", "class_name", "label", "tp", "fp", "fn",
-    "reference_volume_ml", "predicted_volume_ml", "dice", "iou", "hd95_mm",
-    "lesion_connectivity", "n_reference_lesions", "n_detected_lesions",
-    "n_predicted_lesions", "n_false_positive_lesions",
-    "lesion_precision", "lesion_recall", "lesion_f1",
+    "subject_id",
+    "class_name",
+    "label",
+    "tp",
+    "fp",
+    "fn",
+    "reference_volume_ml",
+    "predicted_volume_ml",
+    "dice",
+    "iou",
+    "hd95_mm",
+    "lesion_connectivity",
+    "n_reference_lesions",
+    "n_detected_lesions",
+    "n_predicted_lesions",
+    "n_false_positive_lesions",
+    "lesion_precision",
+    "lesion_recall",
+    "lesion_f1",
 )
 
 _DETECTION_KEYS = ("n_reference_lesions", "n_detected_lesions", "n_predicted_lesions", "n_false_positive_lesions")
@@ -95,7 +109,9 @@ def iou(tp: int, fp: int, fn: int) -> float:
 def _voxel_size(voxel_size_mm, ndim: int) -> np.ndarray:
     sizes = np.asarray(voxel_size_mm, dtype=np.float64).ravel()
     if sizes.size != ndim or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
-        raise ValueError(f"voxel_size_mm must be {ndim} positive finite sizes in mm, got {list(np.atleast_1d(voxel_size_mm))}")
+        raise ValueError(
+            f"voxel_size_mm must be {ndim} positive finite sizes in mm, got {list(np.atleast_1d(voxel_size_mm))}"
+        )
     return sizes
 
 
@@ -136,10 +152,12 @@ def surface_distances_mm(reference_mask: np.ndarray, predicted_mask: np.ndarray,
     if not reference_mask.any() or not predicted_mask.any():
         return np.zeros(0)
     ref_surface, pred_surface = surface_voxels(reference_mask), surface_voxels(predicted_mask)
-    return np.concatenate([
-        _distances_to(pred_surface, ref_surface, sampling),
-        _distances_to(ref_surface, pred_surface, sampling),
-    ])
+    return np.concatenate(
+        [
+            _distances_to(pred_surface, ref_surface, sampling),
+            _distances_to(ref_surface, pred_surface, sampling),
+        ]
+    )
 
 
 def hausdorff95_mm(reference_mask: np.ndarray, predicted_mask: np.ndarray, voxel_size_mm) -> float:
@@ -197,7 +215,9 @@ def detection_scores(n_reference: int, n_detected: int, n_predicted: int, n_fals
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
 
 
-def lesion_detection(reference_mask: np.ndarray, predicted_mask: np.ndarray, connectivity: str = DEFAULT_CONNECTIVITY) -> dict:
+def lesion_detection(
+    reference_mask: np.ndarray, predicted_mask: np.ndarray, connectivity: str = DEFAULT_CONNECTIVITY
+) -> dict:
     """Lesion-wise detection of ``predicted_mask`` against ``reference_mask``.
 
     Both are boolean arrays (X, Y, Z) of the same shape, Z the slice axis. Lesions are the
@@ -246,12 +266,20 @@ def _check_labels(labels: np.ndarray, what: str) -> np.ndarray:
     valid = (labels == 0) | (labels == SegmentationClass.VENTRICLES) | (labels == SegmentationClass.LESIONS)
     if not valid.all():
         bad = np.unique(labels[~valid])[:5]
-        raise ValueError(f"{what} labels hold values other than 0, {SegmentationClass.VENTRICLES}, {SegmentationClass.LESIONS}: {bad.tolist()}")
+        raise ValueError(
+            f"{what} labels hold values other than 0, {SegmentationClass.VENTRICLES}, "
+            f"{SegmentationClass.LESIONS}: {bad.tolist()}"
+        )
     return labels
 
 
-def evaluate_subject(subject_id: str, reference_labels: np.ndarray, predicted_labels: np.ndarray, voxel_size_mm,
-                     connectivity: str = DEFAULT_CONNECTIVITY) -> list[dict]:
+def evaluate_subject(
+    subject_id: str,
+    reference_labels: np.ndarray,
+    predicted_labels: np.ndarray,
+    voxel_size_mm,
+    connectivity: str = DEFAULT_CONNECTIVITY,
+) -> list[dict]:
     """Evaluate one subject's predicted labels against its manual labels.
 
     ``reference_labels``, ``predicted_labels``: (X, Y, Z) label arrays on the same native grid
@@ -278,20 +306,30 @@ def evaluate_subject(subject_id: str, reference_labels: np.ndarray, predicted_la
         ref, pred = reference_labels == label, predicted_labels == label
         counts = overlap_counts(ref, pred, True)
         row = {
-            "subject_id": str(subject_id), "class_name": class_name, "label": int(label), **counts,
+            "subject_id": str(subject_id),
+            "class_name": class_name,
+            "label": int(label),
+            **counts,
             "reference_volume_ml": int(np.count_nonzero(ref)) * voxel_ml,
             "predicted_volume_ml": int(np.count_nonzero(pred)) * voxel_ml,
-            "dice": dice(**counts), "iou": iou(**counts),
+            "dice": dice(**counts),
+            "iou": iou(**counts),
             "hd95_mm": hausdorff95_mm(ref, pred, sampling),
             "lesion_connectivity": None,
             **{key: float("nan") for key in _DETECTION_KEYS},
-            "lesion_precision": float("nan"), "lesion_recall": float("nan"), "lesion_f1": float("nan"),
+            "lesion_precision": float("nan"),
+            "lesion_recall": float("nan"),
+            "lesion_f1": float("nan"),
         }
         if label == SegmentationClass.LESIONS:
             detection = lesion_detection(ref, pred, connectivity)
             row.update({key: detection[key] for key in _DETECTION_KEYS})
-            row.update(lesion_connectivity=connectivity, lesion_precision=detection["precision"],
-                       lesion_recall=detection["recall"], lesion_f1=detection["f1"])
+            row.update(
+                lesion_connectivity=connectivity,
+                lesion_precision=detection["precision"],
+                lesion_recall=detection["recall"],
+                lesion_f1=detection["f1"],
+            )
         rows.append({key: row[key] for key in ROW_COLUMNS})
     return rows
 
@@ -329,15 +367,20 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     for name in names:
         group = rows[rows["class_name"] == name]
         tp, fp, fn = (int(pd.to_numeric(group[key]).sum()) for key in ("tp", "fp", "fn"))
-        summary = {"class_name": name, "n_subjects": int(group["subject_id"].nunique()),
-                   "dice_pooled": dice(tp, fp, fn), "iou_pooled": iou(tp, fp, fn)}
+        summary = {
+            "class_name": name,
+            "n_subjects": int(group["subject_id"].nunique()),
+            "dice_pooled": dice(tp, fp, fn),
+            "iou_pooled": iou(tp, fp, fn),
+        }
         for key, prefix, suffix in (("dice", "dice", ""), ("iou", "iou", ""), ("hd95_mm", "hd95", "_mm")):
             values = _finite(group[key])
             summary[f"{prefix}_mean{suffix}"] = float(values.mean()) if len(values) else float("nan")
             summary[f"{prefix}_sd{suffix}"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
         summary["n_hd95"] = int(len(_finite(group["hd95_mm"])))
-        has_counts = all(key in group.columns for key in _DETECTION_KEYS) and \
-            bool(group[list(_DETECTION_KEYS)].notna().to_numpy().all())
+        has_counts = all(key in group.columns for key in _DETECTION_KEYS) and bool(
+            group[list(_DETECTION_KEYS)].notna().to_numpy().all()
+        )
         if has_counts:
             counts = [int(pd.to_numeric(group[key]).sum()) for key in _DETECTION_KEYS]
             scores = detection_scores(*counts)
@@ -380,15 +423,45 @@ def evaluation_figure(rows: pd.DataFrame):
         offsets = np.linspace(-0.15, 0.15, n) if n > 1 else np.zeros(n)
         order = np.argsort(np.argsort(values, kind="stable"), kind="stable")  # spread ordered by value
         colour = colours.get(entry.class_name, "0.3")
-        ax.scatter(position + offsets[order], values, s=28, color=colour, alpha=0.8, edgecolor="black", linewidth=0.5,
-                   zorder=3, label="per subject" if position == 0 else None)
-        ax.hlines(entry.dice_pooled, position - 0.3, position + 0.3, color="black", linewidth=2.0, zorder=4,
-                  label="pooled over voxels" if position == 0 else None)
-        ax.annotate(f"{entry.dice_pooled:.3f}", (position + 0.3, entry.dice_pooled), xytext=(3, 0),
-                    textcoords="offset points", va="center", fontsize="small")
+        ax.scatter(
+            position + offsets[order],
+            values,
+            s=28,
+            color=colour,
+            alpha=0.8,
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=3,
+            label="per subject" if position == 0 else None,
+        )
+        ax.hlines(
+            entry.dice_pooled,
+            position - 0.3,
+            position + 0.3,
+            color="black",
+            linewidth=2.0,
+            zorder=4,
+            label="pooled over voxels" if position == 0 else None,
+        )
+        ax.annotate(
+            f"{entry.dice_pooled:.3f}",
+            (position + 0.3, entry.dice_pooled),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+        )
         if n:
-            ax.hlines(entry.dice_mean, position - 0.3, position + 0.3, color="0.45", linewidth=1.2, linestyle="--",
-                      zorder=2, label="per-subject mean" if position == 0 else None)
+            ax.hlines(
+                entry.dice_mean,
+                position - 0.3,
+                position + 0.3,
+                color="0.45",
+                linewidth=1.2,
+                linestyle="--",
+                zorder=2,
+                label="per-subject mean" if position == 0 else None,
+            )
         tick_labels.append(f"{entry.class_name}\n(n = {entry.n_subjects} subjects)")
     ax.set_xticks(range(len(tick_labels)), tick_labels)
     ax.set_xlim(-0.6, len(tick_labels) - 0.4)

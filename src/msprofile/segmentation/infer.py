@@ -20,7 +20,9 @@ def predict_probabilities(network, flair_model: np.ndarray, batch_size: int = 8)
     model wrapped by :func:`keras_network`).
     """
     batch = network_input(flair_model)
-    probabilities = np.concatenate([np.asarray(network(batch[i : i + batch_size])) for i in range(0, len(batch), batch_size)])
+    probabilities = np.concatenate(
+        [np.asarray(network(batch[i : i + batch_size])) for i in range(0, len(batch), batch_size)]
+    )
     return from_network(probabilities.astype(np.float32))
 
 
@@ -46,7 +48,6 @@ def postprocess(probabilities: np.ndarray, min_object_pixels: int = MIN_OBJECT_P
     cross = ndimage.generate_binary_structure(2, 1)[:, :, None]
     labels[lesions & ~ndimage.binary_opening(lesions, cross)] = SegmentationClass.BACKGROUND
     return labels
-
 
 
 def keras_network(model):

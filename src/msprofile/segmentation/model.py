@@ -36,8 +36,12 @@ def _attention_gate(skip, gating, intermediate: int, name: str):
     return layers.Multiply(name=f"{name}_weighted")([skip, psi])
 
 
-def build_attention_unet(input_shape=(256, 256, 1), num_classes: int = len(SEGMENTATION_CLASS_NAMES), base_filters: int = 64,
-                         name: str = "attention_unet") -> keras.Model:
+def build_attention_unet(
+    input_shape=(256, 256, 1),
+    num_classes: int = len(SEGMENTATION_CLASS_NAMES),
+    base_filters: int = 64,
+    name: str = "attention_unet",
+) -> keras.Model:
     """Build the network. ``input_shape`` is (height, width, channels) with height and width
     divisible by 16; returns an uncompiled :class:`keras.Model` whose output is the softmax
     over ``num_classes`` per pixel, shape (batch, height, width, num_classes)."""
@@ -70,8 +74,10 @@ def inference_copy(model: keras.Model) -> keras.Model:
     would triple the file) nor the training loss (a custom loss cannot be loaded in safe mode).
     """
     copy = build_attention_unet(
-        input_shape=model.input_shape[1:], num_classes=model.output_shape[-1],
-        base_filters=model.get_layer("enc1_conv1").filters, name=model.name,
+        input_shape=model.input_shape[1:],
+        num_classes=model.output_shape[-1],
+        base_filters=model.get_layer("enc1_conv1").filters,
+        name=model.name,
     )
     copy.set_weights(model.get_weights())
     return copy

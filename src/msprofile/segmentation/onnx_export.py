@@ -136,8 +136,10 @@ class OnnxNetwork:
         available = ort.get_available_providers()
         wants_gpu = device in ("gpu", "auto") and "CUDAExecutionProvider" in available
         if device == "gpu" and not wants_gpu:
-            raise RuntimeError("segmentation.device is 'gpu' but ONNX Runtime offers no CUDA provider "
-                               "(install the gpu extra: onnxruntime-gpu, on a machine with a CUDA GPU)")
+            raise RuntimeError(
+                "segmentation.device is 'gpu' but ONNX Runtime offers no CUDA provider "
+                "(install the gpu extra: onnxruntime-gpu, on a machine with a CUDA GPU)"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -111,8 +111,15 @@ def _patch_centre(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, foregr
     return head[rng.integers(len(head))] if len(head) else np.array(y.shape) // 2
 
 
-def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *, crop: int, augment: bool,
-                  foreground_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def augment_batch(
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    crop: int,
+    augment: bool,
+    foreground_fraction: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Random patches of a batch of slices, with geometric and intensity augmentation.
 
     ``x``: (N, H, W, 1) float32 standardised slices; ``y``: (N, H, W) uint8 labels. Returns
@@ -130,8 +137,16 @@ def augment_batch(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *, cro
         c, s = math.cos(math.radians(angle)) / scale, math.sin(math.radians(angle)) / scale
         matrix = np.array([[c, -s], [s, c]])
         offset = centre - matrix @ np.array([crop / 2.0 - 0.5, crop / 2.0 - 0.5])
-        image = ndimage.affine_transform(x[i, :, :, 0], matrix, offset, (crop, crop), order=1, mode="constant",
-                                         cval=float(x[i, :, :, 0].min()), prefilter=False)
+        image = ndimage.affine_transform(
+            x[i, :, :, 0],
+            matrix,
+            offset,
+            (crop, crop),
+            order=1,
+            mode="constant",
+            cval=float(x[i, :, :, 0].min()),
+            prefilter=False,
+        )
         labels = ndimage.affine_transform(y[i], matrix, offset, (crop, crop), order=0, mode="constant", cval=0)
         if augment:
             if rng.random() < 0.5:
@@ -176,8 +191,14 @@ def train(x: np.ndarray, y: np.ndarray, settings: TrainingSettings = TrainingSet
         batch_losses = []
         for _ in range(settings.steps_per_epoch):
             index = rng.integers(0, len(x), settings.batch_size)
-            bx, by = augment_batch(x[index], y[index], rng, crop=settings.crop, augment=settings.augment,
-                                   foreground_fraction=settings.foreground_fraction)
+            bx, by = augment_batch(
+                x[index],
+                y[index],
+                rng,
+                crop=settings.crop,
+                augment=settings.augment,
+                foreground_fraction=settings.foreground_fraction,
+            )
             batch_losses.append(float(model.train_on_batch(bx, by)))
         losses.append(float(np.mean(batch_losses)))
         if on_epoch is not None:

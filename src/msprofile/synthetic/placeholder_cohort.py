@@ -43,13 +43,15 @@ def write_placeholder_cohort(folder: str | os.PathLike, n_subjects: int, seed: i
     subject_ids = [placeholder_subject_id(index) for index in range(n_subjects)]
     for subject_id in subject_ids:
         write_empty_file(folder / "flair" / f"{subject_id}.nii.gz")
-    sheet = pd.DataFrame({
-        "subject_id": subject_ids,
-        "flair": [f"flair/{subject_id}.nii.gz" for subject_id in subject_ids],
-        "group": ["MS" if index % 3 == 0 else "HC" for index in range(n_subjects)],
-        "age": ages,
-        "sex": sexes,
-    })
+    sheet = pd.DataFrame(
+        {
+            "subject_id": subject_ids,
+            "flair": [f"flair/{subject_id}.nii.gz" for subject_id in subject_ids],
+            "group": ["MS" if index % 3 == 0 else "HC" for index in range(n_subjects)],
+            "age": ages,
+            "sex": sexes,
+        }
+    )
     write_tsv(sheet[list(SHEET_COLUMNS)], folder / SHEET_NAME)
     return folder / SHEET_NAME
 
