@@ -19,11 +19,29 @@ FLAIR_SAMPLE = SHARED_DATA / "flair_sample"
 SAMPLE_IDS = ("104252", "105074", "105465", "105755")
 
 
+COHORT_SEED_TABLE = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
+
+
+def require_shared_data(path: Path, what: str) -> Path:
+    """``path`` (under ../shared/data), or stop the test where it is absent: locally it skips
+    with a message saying where the data should be; under CI (environment variable ``CI`` set)
+    it fails, so that a CI run without the data cannot pass by skipping every real-data test."""
+    if path.exists():
+        return path
+    message = f"{what} not found at {path} (it ships beside the repository as ../shared/data)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {message}: the CI machine must provide ../shared/data", pytrace=False)
+    pytest.skip(message)
+
+
 def require_flair_sample() -> Path:
-    """The real sample folder, or skip the test with a message that says where it should be."""
-    if not (FLAIR_SAMPLE / "subjects.tsv").is_file():
-        pytest.skip(f"real FLAIR sample not found at {FLAIR_SAMPLE} (it ships beside the repository as ../shared/data)")
-    return FLAIR_SAMPLE
+    """The real sample folder ../shared/data/flair_sample (see :func:`require_shared_data`)."""
+    return require_shared_data(FLAIR_SAMPLE / "subjects.tsv", "real FLAIR sample").parent
+
+
+def require_reference_table() -> Path:
+    """The reference study's 1,380-subject cohort table (see :func:`require_shared_data`)."""
+    return require_shared_data(COHORT_SEED_TABLE, "reference cohort table")
 
 
 class SampleSubject:

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_flair_sample
+from conftest import REPO, require_flair_sample, require_reference_table
 
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: Quick settings per benchmark: the fewest repeats and the smallest sizes.
@@ -25,6 +25,7 @@ QUICK_ARGS = {
     "segment": ["--repeats", "1", "--shipped-only"],
 }
 NEEDS_SAMPLE = {"preprocess", "segment"}
+NEEDS_REFERENCE_TABLE = {"cohort"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")
 
 
@@ -45,6 +46,8 @@ def test_benchmark_imports_without_side_effects(path):
 def test_benchmark_runs_and_prints_figures(path):
     if path.stem in NEEDS_SAMPLE:
         require_flair_sample()
+    if path.stem in NEEDS_REFERENCE_TABLE:
+        require_reference_table()
     result = subprocess.run(
         [sys.executable, str(path), *QUICK_ARGS[path.stem]], capture_output=True, text=True, cwd=REPO
     )

@@ -14,14 +14,7 @@ from msprofile import figures, stats
 from msprofile.jobs.statistics import load_cohort_table, write_figure
 from msprofile.outputs import FIGURE_NAMES, figure_names
 
-REFERENCE_CSV = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "data"
-    / "cohort_seed"
-    / "brain_mri_analysis_results_PROCESSED_updated.csv"
-)
+from conftest import COHORT_SEED_TABLE, require_reference_table
 
 AGES = {"18-29": (18, 29), "30-39": (30, 39), "40-49": (40, 49), "50-59": (50, 59), "60+": (60, 74)}
 
@@ -290,12 +283,8 @@ def test_unknown_option_is_rejected(cohort, tmp_path):
 
 
 def test_reference_table_all_figures(tmp_path):
-    if not REFERENCE_CSV.is_file():
-        pytest.skip(
-            f"reference cohort table not found at {REFERENCE_CSV} (it ships beside the repository as "
-            "../shared/data/cohort_seed)"
-        )
-    table = load_cohort_table(REFERENCE_CSV)
+    require_reference_table()
+    table = load_cohort_table(COHORT_SEED_TABLE)
     start = time.perf_counter()
     written = write_all(table, tmp_path, remove_outliers=True)
     elapsed = time.perf_counter() - start

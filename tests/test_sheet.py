@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from msprofile.sheet import OUTPUT_COLUMNS, SheetError, SheetProblem, load_subject_sheet
 
+from conftest import FLAIR_SAMPLE, require_flair_sample
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "subjects.schema.yaml"
-SAMPLE = REPO / ".." / "shared" / "data" / "flair_sample"
 COLUMNS = ["subject_id", "flair", "group", "age", "sex"]
 
 
@@ -377,9 +378,8 @@ def test_skull_stripped_spellings(tmp_path, text, flag):
 
 
 def test_sample_cohort_sheet_is_valid():
-    if not SAMPLE.exists():
-        pytest.skip(f"sample cohort not found at {SAMPLE.resolve()}")
-    frame = load(SAMPLE / "subjects.tsv")
+    require_flair_sample()
+    frame = load(FLAIR_SAMPLE / "subjects.tsv")
     assert len(frame) > 0 and frame.index.is_unique
     assert set(frame["group"]) <= {"HC", "MS"}
     for column in ("flair", "wmh_mask", "ventricles_mask"):

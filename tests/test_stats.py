@@ -21,14 +21,7 @@ from hypothesis import strategies as st
 from msprofile import stats
 from msprofile.jobs.statistics import load_cohort_table, write_statistics
 
-REFERENCE_CSV = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "data"
-    / "cohort_seed"
-    / "brain_mri_analysis_results_PROCESSED_updated.csv"
-)
+from conftest import COHORT_SEED_TABLE, require_reference_table
 
 
 def cohort(rows: list[dict]) -> pd.DataFrame:
@@ -682,12 +675,8 @@ def test_write_statistics_files_contract_and_determinism(tmp_path):
 
 
 def test_reference_table():
-    if not REFERENCE_CSV.is_file():
-        pytest.skip(
-            f"reference cohort table not found at {REFERENCE_CSV.resolve()} "
-            "(it ships beside the repository as ../shared/data/cohort_seed)"
-        )
-    table = load_cohort_table(REFERENCE_CSV)
+    require_reference_table()
+    table = load_cohort_table(COHORT_SEED_TABLE)
     assert len(table) == 1380
     assert table.group.value_counts().to_dict() == {"HC": 999, "MS": 381}
     assert (table.TotalWMHArea == table.TotalPeriArea + table.TotalParaArea + table.TotalJuxtArea).all()

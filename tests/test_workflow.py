@@ -18,12 +18,12 @@ from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
 from conftest import (
     REPO,
     SAMPLE_IDS,
-    SHARED_DATA,
     SampleSubject,
     change_config,
     dice,
     make_project,
     require_flair_sample,
+    require_reference_table,
     run_snakemake,
 )
 
@@ -190,9 +190,7 @@ def test_required_gpu_that_is_absent_fails_clearly(tmp_path):
 
 
 def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
-    table = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
-    if not table.is_file():
-        pytest.skip(f"reference cohort table not found at {table}")
+    table = require_reference_table()
     project = make_project(tmp_path, config_changes={"stats": {"remove_outliers": True}})
     run_snakemake(project, "--cores", "2", "--config", f"cohort_table={table}")
     stats_dir = project / "results" / "stats"
