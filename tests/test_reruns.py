@@ -1,8 +1,9 @@
 """Incremental reruns and the GPU limit, on a small finished project run like a user's.
 
 The project lists five subjects whose FLAIRs are copies of demo phantoms in its own data/
-folder. It is run once with ``--cores 4 --resources gpu=1`` and every segment job tagged
-for the GPU; each test then changes one thing, asks Snakemake what it would run
+folder. It is run once with ``--cores 4`` and every segment job tagged for the GPU, with the
+one-GPU limit left to the default profile (workflow/profiles/default, as on a user's
+workstation); each test then changes one thing, asks Snakemake what it would run
 (``--dry-run``) and puts the project back as it was.
 """
 
@@ -44,7 +45,8 @@ def project(tmp_path_factory, demo_run) -> Path:
     # Five subjects in the sheet; the sixth FLAIR waits in data/ to be added by a test.
     rows = [sheet_row(s, "MS" if k % 2 else "HC", 30 + 5 * k) for k, s in enumerate(SUBJECTS[:5])]
     (folder / "config" / "subjects.tsv").write_text(HEADER + "".join(rows))
-    run_snakemake(folder, "--cores", "4", "--resources", "gpu=1", "--set-resources", "segment:gpu=1")
+    # No --resources on the command line: the limit of one GPU job must come from the profile.
+    run_snakemake(folder, "--cores", "4", "--set-resources", "segment:gpu=1")
     return folder
 
 
@@ -99,7 +101,7 @@ def test_changed_flair_reruns_that_subject_and_the_aggregates(restored):
     assert re.findall(r"wildcards: subject=(\S+)", output) == [SUBJECTS[1]] * 3
 
 
-@pytest.mark.parametrize("column,new_value", [("age", "77"), ("group", "HC")])
+@pytest.mark.parametrize("column,new_value", [("age", "77"), ("group", "HC"), ("sex", "M")])
 def test_changed_demographics_rerun_only_the_aggregates(restored, column, new_value):
     sheet = restored / "config" / "subjects.tsv"
     lines = sheet.read_text().splitlines(keepends=True)

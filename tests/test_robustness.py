@@ -123,9 +123,14 @@ def test_good_subjects_complete_and_the_cohort_is_analysed(catalogue_run):
         "variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'"
     )
     assert pooled["n"].tolist() == [len(GOOD)]
-    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed" in result.stderr
+    # The end-of-run warning and the statistics log name exactly the failed subjects.
+    warning = next(line for line in result.stderr.splitlines() if "subjects failed and are left out" in line)
+    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed" in warning
+    assert sorted(warning.rsplit(": ", 1)[1].split(", ")) == sorted(bad)
     statistics_log = (project / "results" / "logs" / "statistics.log").read_text()
-    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed processing and are left out" in statistics_log
+    left_out = next(line for line in statistics_log.splitlines() if "failed processing and are left out" in line)
+    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed processing and are left out" in left_out
+    assert sorted(left_out.rsplit(": ", 1)[1].split(", ")) == sorted(bad)
 
 
 def test_report_builds_with_failed_subjects(catalogue_run):

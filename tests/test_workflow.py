@@ -78,7 +78,7 @@ def test_demo_brain_masks_match_the_phantom_truth(demo_run):
             np.asarray(nib.load(demo_run / "results" / "subjects" / subject.subject_id / "brain_mask.nii.gz").dataobj)
             > 0
         )
-        assert dice(mask, truth) >= 0.95, subject.subject_id
+        assert dice(mask, truth) >= 0.965, subject.subject_id  # README: 0.968 to 0.994
 
 
 def test_demo_is_segmented_and_evaluated(demo_run):
@@ -92,6 +92,13 @@ def test_demo_is_segmented_and_evaluated(demo_run):
     summary = pd.read_csv(demo_run / "results" / "evaluation" / "segmentation_summary.tsv", sep="\t")
     assert list(summary["class_name"]) == ["ventricles", "lesions"]
     assert (summary["n_subjects"] == len(DEMO_SUBJECTS)).all()
+    # Accuracy floors against the phantoms' exact masks (pooled Dice 0.71 and 0.72 with the
+    # shipped model): a model that finds nothing, or only one class, fails here.
+    pooled = summary.set_index("class_name")["dice_pooled"]
+    assert pooled["ventricles"] >= 0.6 and pooled["lesions"] >= 0.6, pooled.to_dict()
+    per_subject = pd.read_csv(demo_run / "results" / "evaluation" / "segmentation_per_subject.tsv", sep="\t")
+    ms_lesions = per_subject[(per_subject["class_name"] == "lesions") & per_subject["subject_id"].str.contains("-MS-")]
+    assert len(ms_lesions) == 8 and (ms_lesions["dice"] >= 0.2).all(), ms_lesions[["subject_id", "dice"]]
     assert (demo_run / "results" / "evaluation" / "segmentation_dice.pdf").stat().st_size > 0
 
 
@@ -133,7 +140,7 @@ def test_real_sample_through_the_workflow(tmp_path):
         np.testing.assert_allclose(mask_img.affine, subject.affine, atol=1e-4)
         mask = np.asarray(mask_img.dataobj) > 0
         structures = subject.lesions | subject.ventricles
-        assert (mask & structures).sum() >= 0.995 * structures.sum()
+        assert (mask & structures).sum() == structures.sum(), "the mask must hold every labelled voxel"
 
 
 def test_bad_sheet_stops_before_any_job(tmp_path):
