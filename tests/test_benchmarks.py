@@ -21,10 +21,12 @@ BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 QUICK_ARGS = {
     "cohort": ["--repeats", "1", "--subjects", "20"],
     "dag": ["--repeats", "1", "--sizes", "20"],
+    "demo": ["--repeats", "1", "--subjects", "2"],
+    "lesions": ["--passes", "1", "--subjects", "104252"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
     "segment": ["--repeats", "1", "--shipped-only"],
 }
-NEEDS_SAMPLE = {"preprocess", "segment"}
+NEEDS_SAMPLE = {"lesions", "preprocess", "segment"}
 NEEDS_REFERENCE_TABLE = {"cohort"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")
 
