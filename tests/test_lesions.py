@@ -342,7 +342,7 @@ def test_reference_window_is_nan_with_fewer_than_16_slices():
 
 def _phantom_slice(outside_value):
     """A bright brain (ellipse) with a dark sulcus, a dark ventricle, an isolated dark pixel
-    and a dark pixel pair, on 96 x 96 anisotropic pixels."""
+    and a dark run of three pixels, on 96 x 96 anisotropic pixels of 0.94 mm^2."""
     rng = np.random.default_rng(1)
     x, y = np.meshgrid(np.arange(96) * DX, np.arange(96) * DY, indexing="ij")
     brain = ((x - 36) / 32) ** 2 + ((y - 60) / 52) ** 2 <= 1
@@ -352,7 +352,7 @@ def _phantom_slice(outside_value):
     sulcus[8:40, 46:48] = True
     ventricles = np.zeros_like(brain)
     ventricles[44:52, 44:52] = True
-    speck, pair = (60, 30), ((60, 70), (60, 71))
+    speck, pair = (60, 30), ((60, 70), (60, 71), (60, 72))
     image[sulcus] = 60.0
     image[ventricles] = 40.0
     image[speck] = 60.0
@@ -367,8 +367,8 @@ def test_csf_mask_finds_dark_sulci_inside_bright_tissue():
     assert csf.shape == image.shape and csf.dtype == bool
     expected = sulcus.copy()
     for p in pair:
-        expected[p + (0,)] = True  # a dark pair of pixels is kept ...
-    assert not expected[speck + (0,)]  # ... a single dark pixel is dropped (< 2 pixels)
+        expected[p + (0,)] = True  # three dark pixels (2.8 mm^2) are kept ...
+    assert not expected[speck + (0,)]  # ... a single dark pixel is dropped (< 2 mm^2)
     # Exactly the sulcus and the pair: no bright tissue, no ventricle, nothing outside the brain.
     np.testing.assert_array_equal(csf, expected)
 
