@@ -16,13 +16,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from nibabel.processing import resample_from_to
 
-from msprofile.geometry import Grid, HeaderGeometry, acquisition
+from msprofile.geometry import Grid, HeaderGeometry, acquisition, resample
 from msprofile.io import InputImageError, load_json, load_manual_labels, read_header_geometry
 from msprofile.jobs.lesions import lesion_metrics_subject
 from msprofile.jobs.preprocess import preprocess_subject
 from msprofile.jobs.segmentation import segment_subject
-from msprofile.preprocess import PreprocessSettings
+from msprofile.preprocess import PreprocessSettings, preprocess
 from msprofile.qc import qc_flags
 
 import representations as rep
@@ -330,3 +331,27 @@ def test_header_geometry_difference_and_codes():
     assert HeaderGeometry(sform, 0, sform, 0).affine_source == "none"
     assert HeaderGeometry(sform, 0, sform, 0).space_code == 2
     assert HeaderGeometry(sform, 0, sform, 1).affine_source == "qform"
+
+
+@pytest.mark.slow
+def test_3d_data_tilted_beyond_the_limit_is_resliced_onto_scanner_axial_slices(subject):
+    iso, iso_affine = rep.regrid(subject.flair, subject.affine, [2.0, 2.0, 2.0], order=1)
+    oblique = rep.tilted(iso_affine, iso.shape, 40.0)
+    data = np.asarray(
+        resample_from_to(nib.Nifti1Image(iso, iso_affine), (iso.shape, oblique), order=1).dataobj, dtype=np.float32
+    )
+    native = Grid(data.shape, oblique)
+    acquired = acquisition(native)
+    assert acquired.kind == "3d" and acquired.tilt_deg > 30
+    result = preprocess(data, oblique)
+    model = result.model
+    # Scanner-axial slices: the model grid's axes are the scanner's, 0.9 mm pixels, 2 mm slices.
+    np.testing.assert_allclose(model.affine[:3, :3], np.diag([0.9, 0.9, 2.0]), atol=1e-9)
+    # The whole brain is on it: the brain mask taken there keeps its volume.
+    brain_on_model = resample(result.brain_mask, native, model, order=0)
+    brain_ml = result.brain_mask.sum() * native.voxel_volume_ml
+    assert brain_on_model.sum() * model.voxel_volume_ml == pytest.approx(brain_ml, rel=0.03)
+    # And the image is the input's, moved: inside the brain it correlates with a plain reslice.
+    plain = resample(data, native, model, order=1)
+    inside = brain_on_model > 0
+    assert np.corrcoef(plain[inside], result.flair[inside])[0, 1] > 0.9
