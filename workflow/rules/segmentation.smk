@@ -21,7 +21,7 @@ rule segment:
         mem_mb=4000,
         runtime=5,
     # segmentation.device and .batch_size are read by the script from the config, not passed
-    # as params: where and in what batches the network runs does not change the labels, so
-    # changing them must not rerun the cohort's segmentations.
+    # as params: where and in what batches the network runs changes its result by float
+    # rounding at most, so changing them must not rerun the cohort's segmentations.
     script:
         "../scripts/segment.py"
