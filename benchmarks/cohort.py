@@ -91,8 +91,13 @@ def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, lis
         qc = {
             "intracranial_volume_ml": 1400.0,
             "brain_z_extent_mm": 120.0,
-            "qc_pass": True,
-            "flags": [],
+            "brain_slices": 20,
+            "max_slice_area_cm2": 150.0,
+            "brain_to_head_area_ratio": 0.7,
+            "brain_touches_image_edge": False,
+            "brain_larger_than_model_grid": False,
+            "skull_stripped_input": False,
+            "header": {"affine_source": "sform", "qform_sform_rotation_deg": None, "qform_sform_shift_mm": None},
             "msprofile_version": "0.1.0",
         }
         paths = [folder / f"{subject_id}_{name}" for name in ("metrics.json", "qc.json", "lesions.parquet")]

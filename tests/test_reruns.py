@@ -132,6 +132,50 @@ def test_changed_statistics_option_reruns_only_statistics_and_figures(restored):
     assert planned_jobs(restored) == {"statistics": 1, "figures": 1, "all": 1}
 
 
+SUBJECT_CHAINS = {"preprocess": 5, "segment": 5, "lesion_metrics": 5, **AGGREGATES}
+
+
+# One case per row of the README's rerun table that is a config change: every config group.
+@pytest.mark.parametrize(
+    "changes,expected",
+    [
+        pytest.param({"results": "results_elsewhere"}, SUBJECT_CHAINS, id="results"),
+        pytest.param({"groups": ["HC", "MS", "CIS"]}, {}, id="groups"),
+        pytest.param({"on_error": "stop"}, {}, id="on_error"),
+        pytest.param({"demo": {"seed": 1}}, {}, id="demo.seed"),
+        pytest.param({"preprocess": {"denoise_iterations": 2}}, SUBJECT_CHAINS, id="preprocess.denoise_iterations"),
+        pytest.param({"preprocess": {"max_slice_tilt_deg": 20.0}}, SUBJECT_CHAINS, id="preprocess.max_slice_tilt_deg"),
+        pytest.param({"qc": {"icv_range_ml": [1000.0, 2000.0]}}, AGGREGATES, id="qc.icv_range_ml"),
+        pytest.param({"qc": {"min_brain_slices": 12, "max_slice_area_cm2": 200.0}}, AGGREGATES, id="qc.other"),
+        pytest.param({"segmentation": {"device": "cpu"}}, {}, id="segmentation.device"),
+        pytest.param({"segmentation": {"batch_size": 2}}, {}, id="segmentation.batch_size"),
+        pytest.param(
+            {"segmentation": {"save_probabilities": True}},
+            {"segment": 5, "lesion_metrics": 5, **AGGREGATES},
+            id="segmentation.save_probabilities",
+        ),
+        pytest.param({"training": {"epochs": 3, "name": "other"}}, {}, id="training"),
+        pytest.param(
+            {"stats": {"remove_outliers": True}},
+            {"statistics_outliers_removed": 1, "figures_outliers_removed": 1, "all": 1},
+            id="stats.remove_outliers",
+        ),
+    ],
+)
+def test_config_change_reruns_what_its_row_says(restored, changes, expected):
+    change_config(restored, changes)
+    assert planned_jobs(restored) == expected
+
+
+def test_existing_cohort_table_reruns_only_statistics_and_figures(restored):
+    shutil.copy(restored / "results" / "cohort" / "cohort.parquet", restored / "data" / "table.parquet")
+    try:
+        change_config(restored, {"cohort_table": "data/table.parquet"})
+        assert planned_jobs(restored) == {"statistics": 1, "figures": 1, "all": 1}
+    finally:
+        (restored / "data" / "table.parquet").unlink()
+
+
 def test_reordered_config_keys_rerun_nothing(restored):
     def reversed_keys(value):
         if isinstance(value, dict):

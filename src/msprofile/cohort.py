@@ -11,37 +11,43 @@ import pandas as pd
 
 from . import __version__
 from .lesions import REFERENCE_COLUMNS
+from .qc import DEFAULT_QC_THRESHOLDS, QcThresholds, qc_flags
 
 DEMOGRAPHIC_COLUMNS = ("subject_id", "group", "age_years", "sex")
 FAILURE_COLUMNS = ("subject_id", "group", "failed_step", "error")
 
 
-def subject_row(metrics: dict, qc: dict) -> dict:
+def subject_row(metrics: dict, qc: dict, thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS) -> dict:
     """One cohort row (without demographics) from a subject's ``metrics.json`` and
-    ``preprocess_qc.json``: the reference-compatible areas (mm^2), every metric, QC measures
-    and flags, and what produced them."""
+    ``preprocess_qc.json``: the reference-compatible areas (mm^2), every metric, QC measures,
+    the QC flags judged under ``thresholds`` (:func:`msprofile.qc.qc_flags`), and what
+    produced them."""
     row = {column: metrics[key] for column, key in REFERENCE_COLUMNS.items()}
     row.update({key: value for key, value in metrics.items() if key not in ("subject_id",)})
+    flags = qc_flags(qc, thresholds)
     row.update(
         {
             "icv_ml_preprocess": qc["intracranial_volume_ml"],
             "brain_z_extent_mm": qc["brain_z_extent_mm"],
-            "qc_pass": bool(qc["qc_pass"]),
-            "qc_flags": ";".join(qc["flags"]),
+            "qc_pass": not flags,
+            "qc_flags": ";".join(flags),
             "preprocess_version": qc["msprofile_version"],
         }
     )
     return row
 
 
-def build_cohort_table(sheet: pd.DataFrame, results) -> pd.DataFrame:
+def build_cohort_table(
+    sheet: pd.DataFrame, results, qc_thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS
+) -> pd.DataFrame:
     """The cohort table: ``sheet`` (indexed by subject_id, with ``group``, ``age`` in years and
     ``sex``) joined with each subject's results, in sheet order.
 
     ``results`` holds one entry per row of ``sheet``, in its order: ``{"metrics": ...,
     "qc": ...}`` (the subject's ``metrics.json`` and ``preprocess_qc.json``) or, for a subject
     whose processing failed under ``on_error: record``, ``{"failure": ...}`` (its failure
-    record, ``{"step", "error"}``). A failed subject keeps its row, with ``status``
+    record, ``{"step", "error"}``). QC flags are judged under ``qc_thresholds``. A failed
+    subject keeps its row, with ``status``
     ``failed``, the step that failed and the error, and no metrics; the others have
     ``status`` ``ok``. Counts are nullable integers and ``qc_pass`` a nullable boolean, so
     that failed rows change no column type.
@@ -64,7 +70,7 @@ def build_cohort_table(sheet: pd.DataFrame, results) -> pd.DataFrame:
                 "status": "ok",
                 "failed_step": None,
                 "error": None,
-                **subject_row(result["metrics"], result["qc"]),
+                **subject_row(result["metrics"], result["qc"], qc_thresholds),
             }
         )
     table = pd.DataFrame(rows)

@@ -19,5 +19,8 @@ rule cohort_table:
         # Demographics come from the sheet as parameters: editing an age or a group reruns
         # this table and what follows it, never a subject's images.
         sheet=SUBJECTS[["group", "age", "sex"]].to_dict(orient="index"),
+        # QC is judged here from each subject's measures: a changed threshold re-judges the
+        # cohort without rerunning any image work.
+        qc=config["qc"],
     script:
         "../scripts/cohort_table.py"

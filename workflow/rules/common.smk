@@ -136,8 +136,13 @@ def preprocess_outputs():
 
 
 def segment_outputs():
-    """Every subject's segmentation."""
-    return expand(f"{SUBJECT_DIR}/segmentation.nii.gz", subject=SUBJECTS.index)
+    """Every subject's segmentation, and its probabilities with
+    segmentation.save_probabilities (so that switching it on writes them for every subject,
+    not only for those segmented afterwards)."""
+    names = ["segmentation.nii.gz"]
+    if config["segmentation"]["save_probabilities"]:
+        names.append("probabilities.nii.gz")
+    return expand([f"{SUBJECT_DIR}/{name}" for name in names], subject=SUBJECTS.index)
 
 
 def lesion_outputs():

@@ -20,8 +20,8 @@ rule segment:
         gpu=SEGMENT_GPUS,
         mem_mb=4000,
         runtime=5,
-    params:
-        device=config["segmentation"]["device"],
-        batch_size=config["segmentation"]["batch_size"],
+    # segmentation.device and .batch_size are read by the script from the config, not passed
+    # as params: where and in what batches the network runs changes its result by float
+    # rounding at most, so changing them must not rerun the cohort's segmentations.
     script:
         "../scripts/segment.py"

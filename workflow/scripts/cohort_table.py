@@ -1,6 +1,7 @@
 import pandas as pd
 
 from msprofile.jobs.cohort import cohort_job
+from msprofile.qc import QcThresholds
 from msprofile.workflow import logged
 
 with logged(snakemake.log[0], "cohort table"):
@@ -12,4 +13,5 @@ with logged(snakemake.log[0], "cohort table"):
         snakemake.output.cohort,
         snakemake.output.lesions,
         snakemake.output.failures,
+        QcThresholds.from_config(snakemake.params.qc),
     )

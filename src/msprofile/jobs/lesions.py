@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import Grid, from_canonical, to_canonical
-from ..io import load_image, load_json, save_json, save_nifti, write_parquet
+from ..io import load_image, load_json, read_header_geometry, save_json, save_nifti, write_parquet
 from ..lesions import lesion_profile, lesion_table
 
 
@@ -27,13 +27,15 @@ def lesion_metrics_subject(
     """Classify one subject's lesions and write ``lesions.parquet``, ``lesion_classes.nii.gz``
     (native grid, uint8 :class:`msprofile.labels.LesionClass` codes) and ``metrics.json``.
 
+    The class volume keeps the segmentation's (the input's) sform and qform with their codes.
     ``flair_path`` is the subject's input FLAIR (the cortical CSF mask is taken from it);
     ``model_card_path`` is the segmentation model's card, whose name and checksum go into the
     metrics so that the cohort table can say which model produced each row. Returns the metrics.
     """
     model_card = load_json(model_card_path)
     labels, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
-    flair, _ = load_image(flair_path, subject_id)
+    # NaN outside the head was accepted by preprocessing; the CSF mask sees only the brain.
+    flair = np.nan_to_num(load_image(flair_path, subject_id, allow_nonfinite=True)[0], nan=0.0, posinf=0.0, neginf=0.0)
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
     native = Grid(labels.shape, affine)
     canonical_labels, canonical = to_canonical(labels, native)
@@ -48,6 +50,7 @@ def lesion_metrics_subject(
         affine,
         classes_path,
         zooms_mm=native.voxel_size_mm,
+        header=read_header_geometry(segmentation_path),
     )
     write_parquet(lesion_table(profile.lesions2d, profile.lesions3d, subject_id), lesions_path)
     metrics = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..geometry import Grid
-from ..io import InputImageError, load_image, save_json, save_nifti, save_png
+from ..geometry import Grid, HeaderGeometry
+from ..io import InputImageError, load_image, read_header_geometry, save_json, save_nifti, save_png
 from ..preprocess import PreprocessSettings, preprocess, qc_image, settings_dict
 
 
@@ -21,20 +21,29 @@ def preprocess_subject(
     qc_png_path: str | Path,
 ) -> dict:
     """Run :func:`msprofile.preprocess.preprocess` on one subject's file and write its four
-    outputs: the brain mask on the native grid (uint8), the normalised FLAIR on the model grid
-    (float32), the QC measures (JSON) and the QC montage (PNG).
+    outputs: the brain mask on the native grid (uint8, with the input's sform and qform and
+    their codes), the normalised FLAIR on the model grid (float32), the QC measures (JSON) and
+    the QC montage (PNG).
 
-    Errors in the input raise :class:`msprofile.io.InputImageError` naming the subject, the
-    file and the problem. Returns the QC dictionary that was written.
+    Errors in the input (among them an acquisition the network cannot segment, and NaN in the
+    head) raise :class:`msprofile.io.InputImageError` naming the subject, the file and the
+    problem. Returns the QC dictionary that was written.
     """
-    flair, affine = load_image(flair_path, subject_id)
+    flair, affine = load_image(flair_path, subject_id, allow_nonfinite=True)
+    header = read_header_geometry(flair_path)
     try:
-        result = preprocess(flair, affine, skull_stripped=skull_stripped, settings=settings)
+        result = preprocess(flair, affine, skull_stripped=skull_stripped, settings=settings, header=header)
     except ValueError as exc:
         raise InputImageError(subject_id, flair_path, str(exc)) from None
     native_zooms = Grid(tuple(flair.shape), affine).voxel_size_mm
-    save_nifti(result.brain_mask, affine, brain_mask_path, zooms_mm=native_zooms)
-    save_nifti(result.flair, result.model.affine, flair_preproc_path, zooms_mm=result.model.voxel_size_mm)
+    save_nifti(result.brain_mask, affine, brain_mask_path, zooms_mm=native_zooms, header=header)
+    save_nifti(
+        result.flair,
+        result.model.affine,
+        flair_preproc_path,
+        zooms_mm=result.model.voxel_size_mm,
+        header=HeaderGeometry.derived(result.model.affine, header.space_code),
+    )
     qc = {"subject_id": subject_id, "settings": settings_dict(settings), **result.qc}
     save_json(qc, qc_json_path)
     save_png(qc_image(result.canonical_image, result.canonical_mask, title=subject_id), qc_png_path)

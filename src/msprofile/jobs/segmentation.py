@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 from ..geometry import Grid
-from ..io import load_image, save_nifti
+from ..io import load_image, read_header_geometry, save_nifti
 from ..io.models import ModelError, load_onnx
 from ..labels import SEGMENTATION_CLASS_NAMES
 from ..segmentation.infer import native_labels, predict_probabilities
@@ -37,7 +37,8 @@ def segment_subject(
     Labels (uint8 :class:`msprofile.labels.SegmentationClass` codes) are predicted on the
     model grid, post-processed as in the reference, mapped back to the native grid by nearest
     neighbour and kept inside the brain mask
-    (:func:`msprofile.segmentation.infer.native_labels`). With ``probabilities_path`` the class
+    (:func:`msprofile.segmentation.infer.native_labels`); they keep the brain mask's (the
+    input's) sform and qform with their codes. With ``probabilities_path`` the class
     probabilities are also written (model grid, float32, one volume per class). The network
     runs in ONNX Runtime on ``device`` with ``threads`` CPU threads. Raises
     :class:`~msprofile.io.models.ModelError` when the model does not fit the preprocessing.
@@ -51,9 +52,17 @@ def segment_subject(
     native = Grid(brain.shape, affine)
     probabilities = predict_probabilities(network, flair_model, batch_size=batch_size)
     labels = native_labels(probabilities, model_grid, native, brain > 0)
-    save_nifti(labels.astype(np.uint8), native.affine, segmentation_path, zooms_mm=native.voxel_size_mm)
+    save_nifti(
+        labels.astype(np.uint8),
+        native.affine,
+        segmentation_path,
+        zooms_mm=native.voxel_size_mm,
+        header=read_header_geometry(brain_mask_path),
+    )
     if probabilities_path:
-        save_nifti(probabilities, model_grid.affine, probabilities_path)
+        save_nifti(
+            probabilities, model_grid.affine, probabilities_path, header=read_header_geometry(flair_preproc_path)
+        )
     counts = {name: int((labels == i).sum()) for i, name in enumerate(SEGMENTATION_CLASS_NAMES)}
     log.info("%s: segmented on %s with model %s: %s", subject_id, network.device, card.get("name"), counts)
     return {"device": network.device, "voxels": counts}
