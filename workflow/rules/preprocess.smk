@@ -7,7 +7,7 @@ rule preprocess:
         qc_json=f"{SUBJECT_DIR}/preprocess_qc.json",
         qc_png=report(
             f"{SUBJECT_DIR}/preprocess_qc.png",
-            category="Preprocessing QC",
+            category="Scan QC",
             subcategory="{subject}",
             caption="../report/preprocess_qc.rst",
         ),

@@ -10,6 +10,7 @@ with logged(snakemake.log[0], "cohort table"):
         snakemake.input.qc,
         snakemake.input.lesions,
         snakemake.output.cohort,
+        snakemake.output.cohort_tsv,
         snakemake.output.lesions,
         snakemake.output.failures,
     )

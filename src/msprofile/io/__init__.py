@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,7 +85,43 @@ def save_json(obj, path: str | os.PathLike) -> None:
     input). NaN and infinities become ``null`` and NumPy scalars plain numbers, so callers can
     pass measurements as they come."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+        tmp.write_text(json_text(obj))
+
+
+def json_text(obj) -> str:
+    """``obj`` as the text :func:`save_json` writes."""
+    return json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_text(text: str, path: str | os.PathLike) -> bool:
+    """Write ``text`` (UTF-8) at ``path``, atomically, unless the file holds exactly it already
+    (so that a rerun leaves unchanged files and their times alone). Returns whether it wrote."""
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == text.encode():
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode())
+    return True
+
+
+def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Make ``path`` hold the file ``source``: a hard link (no copy of the data) where the file
+    system allows one, else a copy with its times; atomically. Nothing is done when ``path`` is
+    already that file, or a copy of it at least as new. Returns whether it wrote."""
+    source, path = Path(source), Path(path)
+    if path.is_file():
+        if os.path.samefile(source, path):
+            return False
+        new, old = source.stat(), path.stat()
+        if new.st_size == old.st_size and old.st_mtime >= new.st_mtime:
+            return False
+    with atomic_path(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+    return True
 
 
 def _strict_json(value):
@@ -277,6 +314,13 @@ def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) ->
         n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         raise InputImageError(subject_id, path, f"{n_bad} voxels are NaN or infinite")
     return data, affine
+
+
+def load_volumes(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One of the workflow's own NIfTI files, any number of dimensions (such as the 4-D class
+    probabilities): ``(float32 data, affine)``."""
+    img = nib.load(os.fspath(path))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
 
 
 def read_grid(path: str | os.PathLike) -> Grid:
