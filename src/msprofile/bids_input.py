@@ -164,13 +164,7 @@ def load_bids_scans(
         with_flair = set(flairs["subject"])
         flairs = flairs[flairs["session"].isin(wanted_sessions)]
         outside = sorted(with_flair - set(flairs["subject"]), key=session_sort_key)
-        if wanted_participants and not unknown_sessions:
-            problems += [
-                f"participant sub-{label}: no FLAIR image{filters} in session {_listing(wanted_sessions, 'ses-')} "
-                "(session_label)"
-                for label in outside
-            ]
-        elif outside and not unknown_sessions:
+        if outside and not unknown_sessions:
             log.warning(
                 "BIDS dataset %s: %d participants have no FLAIR in session %s and are left out: %s",
                 bids_dir,

@@ -23,6 +23,7 @@ This module names and describes; :mod:`msprofile.jobs.derivatives` writes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -62,6 +63,9 @@ BIDSIGNORE = (
     "sub-*/figures",
     "*_stats.tsv",
 )
+#: The same folders for pybids, which does not read ``.bidsignore``:
+#: ``BIDSLayout(results, is_derivative=True, indexer=BIDSLayoutIndexer(ignore=PYBIDS_IGNORE))``.
+PYBIDS_IGNORE = [re.compile(r"^/(subjects|cohort|evaluation|training|logs|stats[^/]*|figures[^/]*)(/|$)")]
 #: Endings of every file this module names: what a rerun may remove when it no longer belongs.
 OWNED_ENDINGS = ("_mask.nii.gz", "_mask.json", "_dseg.nii.gz", "_dseg.json", "_dseg.tsv", "_probseg.nii.gz")
 OWNED_ENDINGS += ("_probseg.json", "_stats.tsv", "_qc.png")

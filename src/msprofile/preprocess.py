@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import __version__
-from .brainmask import BrainMaskSettings, brain_mask
+from .brainmask import BrainMaskSettings, brain_mask, given_brain_mask
 from .geometry import Grid, from_canonical, model_grid, resample, to_canonical
 from .montage import brain_mask_montage
 
@@ -112,11 +112,14 @@ def preprocess(
     *,
     skull_stripped: bool = False,
     settings: PreprocessSettings = PreprocessSettings(),
+    given_mask: np.ndarray | None = None,
 ) -> Preprocessed:
     """Preprocess one FLAIR volume.
 
     ``flair``: array (X, Y, Z) in any orientation; ``affine``: its 4 x 4 voxel-to-mm matrix.
-    Raises ``ValueError`` for an image with no contrast or no brain found.
+    ``given_mask``: a brain mask made by another tool on the same grid (non-zero is brain),
+    used instead of the brain extraction; the QC records ``brain_mask_source`` ``given`` (else
+    ``workflow``). Raises ``ValueError`` for an image with no contrast or no brain found.
     """
     native = Grid(tuple(flair.shape), np.asarray(affine, dtype=np.float64))
     canonical_image, canonical = to_canonical(flair, native)
@@ -124,7 +127,10 @@ def preprocess(
         raise ValueError("image is constant (every voxel has the same value)")
     denoised = denoise(canonical_image, settings.denoise_iterations)
     pixel_size_mm = float(canonical.voxel_size_mm[:2].mean())
-    extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+    if given_mask is None:
+        extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+    else:
+        extraction = given_brain_mask(denoised, to_canonical(np.asarray(given_mask) > 0, native)[0])
     mask = extraction.mask
     if not mask.any():
         raise ValueError("brain extraction found no brain (is this a head FLAIR?)")
@@ -134,6 +140,7 @@ def preprocess(
     model = model_grid(canonical, matrix=settings.matrix, pixel_size_mm=settings.pixel_size_mm, centre_voxel=centre)
     flair_model = resample(normalised, canonical, model, order=1).astype(np.float32)
     qc = qc_measures(canonical_image, mask, extraction.head, canonical, native, model, skull_stripped, settings)
+    qc["brain_mask_source"] = "workflow" if given_mask is None else "given"
     qc["scalp_thickness_mm"] = _rounded(extraction.scalp_thickness_mm)
     qc["normalisation"] = {
         "method": "brain_percentiles",

@@ -45,6 +45,11 @@ LOG_DIR = f"{RESULTS}/logs"
 DEMO_DIR = "resources/demo"
 DEMO_IDS = [s.subject_id for s in demo_cohort.DEMO_SUBJECTS]
 DEMO_FILES = ("flair.nii.gz", "wmh_manual.nii.gz", "ventricles_manual.nii.gz")
+# The demo BIDS dataset (target demo_bids): a few demo phantoms as a BIDS dataset, to try BIDS input.
+DEMO_BIDS_DIR = "resources/demo_bids"
+DEMO_BIDS_SCANS = demo_cohort.DEMO_BIDS_SCANS
+DEMO_BIDS_SUBJECTS = list(dict.fromkeys(subject for subject, _ in DEMO_BIDS_SCANS))
+demo_bids_label = demo_cohort.demo_bids_label
 
 
 BIDS_DIR = config["bids_dir"]
@@ -86,14 +91,18 @@ SUBJECTS = _load_subjects()
 INPUT_NAME = BIDS_DIR or config["subjects"]
 
 
-
 def _model_dir():
     """The model folder: as configured, relative to the working directory; a relative path that
     is not there but is in this repository (the shipped model) is taken from the repository, so
-    that runs from another working directory (the msprofile command) find the shipped model."""
+    that runs from another working directory (the msprofile command) find the shipped model.
+    """
     configured = config["segmentation"]["model"]
     shipped = Path(workflow.basedir).parent / configured
-    if Path(configured).is_absolute() or Path(configured).exists() or not shipped.exists():
+    if (
+        Path(configured).is_absolute()
+        or Path(configured).exists()
+        or not shipped.exists()
+    ):
         return configured
     return str(shipped.resolve())
 
@@ -186,6 +195,13 @@ wildcard_constraints:
 def subject_value(column):
     """Input/params function: the sheet's ``column`` for the job's subject."""
     return lambda wildcards: ALL_SUBJECTS.at[wildcards.subject, column]
+
+
+def given_brain_mask(wildcards):
+    """Input function: the brain mask given for the scan (sheet column brain_mask, or
+    bids.brain_masks), or nothing."""
+    path = ALL_SUBJECTS.at[wildcards.subject, "brain_mask"]
+    return path or []
 
 
 def preprocess_outputs():

@@ -1,6 +1,7 @@
 rule preprocess:
     input:
         flair=subject_value("flair"),
+        given_brain_mask=given_brain_mask,
     output:
         brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
         flair=f"{SUBJECT_DIR}/flair_preproc.nii.gz",

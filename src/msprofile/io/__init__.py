@@ -335,8 +335,8 @@ def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | 
     With ``grid`` given the mask must lie on it (shape and affine within 1e-3 mm). Values must
     be whole numbers from 0 (background) to 255, any non-zero value marking the structure
     (tools code one structure as 1, 255 or several labels). ``what`` names the structure in
-    messages; a ``"ventricle"`` mask must not be empty (every head has ventricles), other masks
-    may (a control without lesions). Otherwise :class:`InputImageError` names the subject, the
+    messages; a ``"ventricle"`` or ``"brain"`` mask must not be empty (every head has both),
+    other masks may (a control without lesions). Otherwise :class:`InputImageError` names the subject, the
     mask and the problem.
     """
     data, affine = load_image(path, subject_id)
@@ -355,8 +355,8 @@ def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | 
             f"(0 = background); found {odd}: a probability map or a "
             "different image?",
         )
-    if what == "ventricle" and not data.any():
-        raise InputImageError(subject_id, path, "ventricle mask is empty")
+    if what in ("ventricle", "brain") and not data.any():
+        raise InputImageError(subject_id, path, f"{what} mask is empty")
     if what == "lesion" and not data.any():
         log.info("subject %s: %s: lesion mask is empty (no lesions)", subject_id, path)
     return data.astype(np.uint8), grid

@@ -14,7 +14,7 @@ from ..geometry import Grid
 from ..io import load_image, save_nifti
 from ..io.models import ModelError, load_onnx
 from ..labels import SEGMENTATION_CLASS_NAMES
-from ..segmentation.infer import native_labels, predict_probabilities
+from ..segmentation.infer import native_labels, native_probabilities, predict_probabilities
 from ..segmentation.onnx_export import OnnxNetwork
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ def segment_subject(
     model grid, post-processed as in the reference, mapped back to the native grid by nearest
     neighbour and kept inside the brain mask
     (:func:`msprofile.segmentation.infer.native_labels`). With ``probabilities_path`` the class
-    probabilities are also written (model grid, float32, one volume per class). The network
+    probabilities are also written (native grid, float32, one volume per class,
+    :func:`msprofile.segmentation.infer.native_probabilities`). The network
     runs in ONNX Runtime on ``device`` with ``threads`` CPU threads. Raises
     :class:`~msprofile.io.models.ModelError` when the model does not fit the preprocessing.
     Returns a small summary (device, voxel counts).
@@ -53,7 +54,12 @@ def segment_subject(
     labels = native_labels(probabilities, model_grid, native, brain > 0)
     save_nifti(labels.astype(np.uint8), native.affine, segmentation_path, zooms_mm=native.voxel_size_mm)
     if probabilities_path:
-        save_nifti(probabilities, model_grid.affine, probabilities_path)
+        save_nifti(
+            native_probabilities(probabilities, model_grid, native, brain > 0),
+            native.affine,
+            probabilities_path,
+            zooms_mm=native.voxel_size_mm,
+        )
     counts = {name: int((labels == i).sum()) for i, name in enumerate(SEGMENTATION_CLASS_NAMES)}
     log.info("%s: segmented on %s with model %s: %s", subject_id, network.device, card.get("name"), counts)
     return {"device": network.device, "voxels": counts}
