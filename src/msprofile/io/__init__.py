@@ -104,10 +104,19 @@ def write_text(text: str, path: str | os.PathLike) -> bool:
     return True
 
 
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy the file ``source`` to ``path`` (a new file with its own times), atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
 def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> bool:
     """Make ``path`` hold the file ``source``: a hard link (no copy of the data) where the file
     system allows one, else a copy with its times; atomically. Nothing is done when ``path`` is
-    already that file, or a copy of it at least as new. Returns whether it wrote."""
+    already that file, or a copy of it at least as new. Returns whether it wrote.
+
+    Never for a rule's declared output made from its own input: the two would be one file, and
+    Snakemake's touching of the output would change the input's time too."""
     source, path = Path(source), Path(path)
     if path.is_file():
         if os.path.samefile(source, path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import json_text, link_or_copy, save_nifti, write_text
+from ..io import copy_file, json_text, save_nifti, write_text
 from ..synthetic.demo_cohort import DEMO_BIDS_SCANS, demo_bids_label, demo_bids_participants, phantom_for
 from ..synthetic.phantom import Phantom
 
@@ -49,7 +49,7 @@ def write_demo_bids(flair_paths: dict[str, str | os.PathLike], out_dir: str | os
     for subject_id, session in DEMO_BIDS_SCANS:
         label = demo_bids_label(subject_id)
         path = out_dir / f"sub-{label}" / f"ses-{session}" / "anat" / f"sub-{label}_ses-{session}_FLAIR.nii.gz"
-        link_or_copy(flair_paths[subject_id], path)
+        copy_file(flair_paths[subject_id], path)
         written.append(path)
     participants = pd.DataFrame(demo_bids_participants())
     write_text(participants.to_csv(sep="\t", index=False, lineterminator="\n"), out_dir / "participants.tsv")
