@@ -123,7 +123,7 @@ def test_good_subjects_complete_and_the_cohort_is_analysed(catalogue_run):
         "variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'"
     )
     assert pooled["n"].tolist() == [len(GOOD)]
-    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed" in result.stderr
+    assert f"{len(bad)} of {len(GOOD) + len(bad)} scans failed" in result.stderr
     statistics_log = (project / "results" / "logs" / "statistics.log").read_text()
     assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed processing and are left out" in statistics_log
 

