@@ -15,7 +15,9 @@ import pytest
 
 from msprofile import __version__
 from msprofile.bids_input import BidsInputError, load_bids_scans
-from msprofile.derivatives import PYBIDS_IGNORE, DerivativesError, bids_scans
+from msprofile.derivatives import DERIVATIVES, PYBIDS_IGNORE, BidsScan, DerivativesError, bids_scans
+from msprofile.io import save_nifti
+from msprofile.jobs.derivatives import write_bids_derivatives
 from msprofile.sheet import OUTPUT_COLUMNS
 
 from conftest import (
@@ -214,6 +216,84 @@ def test_derivatives_need_ids_that_are_bids_labels():
     assert "scan 2: would have the BIDS name sub-2 of scan sub-2" in message
     assert "scan p3_ses-a-b: subject ID 'p3' or session 'a-b'" in message
     assert "bids_derivatives: false" in message
+
+
+def _scan_folder(folder: Path, seed: int, *, failed: bool = False) -> Path:
+    """A scan's output folder as the per-scan rules leave it (small images), or with the empty
+    placeholders of a failed scan."""
+    folder.mkdir(parents=True)
+    if failed:
+        for name in DERIVATIVES:
+            (folder / name).write_bytes(b"")
+        (folder / "preprocess_qc.json").write_bytes(b"")
+        return folder
+    rng = np.random.default_rng(seed)
+    affine = np.diag([0.9, 0.9, 5.0, 1.0])
+    labels = rng.integers(0, 3, (16, 16, 4)).astype(np.uint8)
+    save_nifti((labels >= 0).astype(np.uint8), affine, folder / "brain_mask.nii.gz")
+    save_nifti(labels, affine, folder / "segmentation.nii.gz")
+    save_nifti(
+        np.where(labels == 2, rng.integers(1, 4, labels.shape), 0).astype(np.uint8),
+        affine,
+        folder / "lesion_classes.nii.gz",
+    )
+    probabilities = rng.dirichlet(np.ones(3), labels.shape).astype(np.float32)
+    save_nifti(probabilities, affine, folder / "probabilities.nii.gz")
+    (folder / "lesion_stats.tsv").write_text("class\tn_lesions\nall\t1\n")
+    (folder / "preprocess_qc.json").write_text(json.dumps({"brain_mask_source": "given" if seed == 2 else "workflow"}))
+    for name in ("preprocess_qc.png", "segmentation_qc.png"):
+        (folder / name).write_bytes(b"\x89PNG" + bytes([seed]))
+    return folder
+
+
+def test_derivatives_of_scans_failed_and_gone(tmp_path):
+    results = tmp_path / "results"
+    scans = [
+        BidsScan("sub-01_ses-01", "01", "01", "sub-01/ses-01/anat/sub-01_ses-01_FLAIR.nii.gz"),
+        BidsScan("sub-02_ses-01", "02", "01", "sub-02/ses-01/anat/sub-02_ses-01_FLAIR.nii.gz"),
+        BidsScan("sub-03_ses-01", "03", "01", "sub-03/ses-01/anat/sub-03_ses-01_FLAIR.nii.gz"),
+    ]
+    folders = [_scan_folder(results / "subjects" / s.scan_id, k, failed=k == 3) for k, s in enumerate(scans, 1)]
+
+    def write(scans, folders):
+        return write_bids_derivatives(
+            scans,
+            folders,
+            results,
+            version="9.9.9",
+            raw_dir_from_results="../raw",
+            probabilities=True,
+            description_path=results / "dataset_description.json",
+            bidsignore_path=results / ".bidsignore",
+            readme_path=results / "README.md",
+        )
+
+    summary = write(scans, folders)
+    assert summary["scans"] == 2 and summary["failed"] == 1
+    anat = results / "sub-01" / "ses-01" / "anat"
+    dseg = anat / "sub-01_ses-01_desc-ventriclesLesions_dseg.nii.gz"
+    assert dseg.read_bytes() == (folders[0] / "segmentation.nii.gz").read_bytes()
+    probabilities = np.asarray(nib.load(folders[0] / "probabilities.nii.gz").dataobj)
+    lesions = nib.load(anat / "sub-01_ses-01_label-lesions_probseg.nii.gz")
+    np.testing.assert_array_equal(np.asarray(lesions.dataobj), probabilities[..., 2])
+    np.testing.assert_allclose(lesions.affine, nib.load(folders[0] / "probabilities.nii.gz").affine)
+    assert not (results / "sub-03").exists(), "a failed scan has no derivatives"
+    given = json.loads((results / "sub-02/ses-01/anat/sub-02_ses-01_desc-brain_mask.json").read_text())
+    assert given["Type"] == "Brain" and "given with the input" in given["Description"] and "Sources" not in given
+    probseg = json.loads((anat / "sub-01_ses-01_label-ventricles_probseg.json").read_text())
+    assert probseg["Sources"][0] == "bids:raw:sub-01/ses-01/anat/sub-01_ses-01_FLAIR.nii.gz"
+
+    validator = _validator()
+    if validator is not None:
+        report = json.loads(
+            subprocess.run([validator, "--format", "json", str(results)], capture_output=True, text=True).stdout
+        )
+        assert not [i for i in report["issues"]["issues"] if i["severity"] == "error"]
+
+    assert write(scans, folders)["written"] == 0, "a rerun with nothing new writes nothing"
+    # The second scan leaves the dataset: its files go, the first scan's stay.
+    summary = write(scans[:1], folders[:1])
+    assert summary["removed"] > 0 and not (results / "sub-02").exists() and dseg.is_file()
 
 
 # ---------------------------------------------------------------------------------------------
