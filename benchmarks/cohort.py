@@ -110,8 +110,17 @@ def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, lis
         metrics_paths.append(paths[0])
         qc_paths.append(paths[1])
         lesion_paths.append(paths[2])
-        rows.append({"subject_id": subject_id, "group": "MS" if i % 3 else "HC", "age": 40.0, "sex": "F"})
-    return pd.DataFrame(rows).set_index("subject_id"), metrics_paths, qc_paths, lesion_paths
+        rows.append(
+            {
+                "scan_id": subject_id,
+                "subject_id": subject_id,
+                "session": "",
+                "group": "MS" if i % 3 else "HC",
+                "age": 40.0,
+                "sex": "F",
+            }
+        )
+    return pd.DataFrame(rows).set_index("scan_id"), metrics_paths, qc_paths, lesion_paths
 
 
 def main() -> None:
@@ -159,6 +168,7 @@ def main() -> None:
             qc_paths,
             lesion_paths,
             tmp / "cohort.parquet",
+            tmp / "cohort.tsv",
             tmp / "lesions.parquet",
             tmp / "failures.tsv",
         )

@@ -139,3 +139,30 @@ def demo_run(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("demo"))
     run_snakemake(project, "--cores", "2")
     return project
+
+
+#: The BIDS dataset of :func:`make_bids_dataset`: (participant, session, sample subject whose FLAIR it holds).
+BIDS_SCANS = (("01", "01", "104252"), ("01", "02", "104252"), ("02", "01", "105074"), ("03", "01", "105465"))
+#: participants.tsv of :func:`make_bids_dataset`: label -> (age, sex, group), sexes spelt as BIDS recommends.
+BIDS_PARTICIPANTS = {"01": ("44", "male", "MS"), "02": ("39", "F", "MS"), "03": ("n/a", "female", "HC")}
+#: sub-01_sessions.tsv: the age of participant 01 at each session.
+BIDS_SESSION_AGES = {"01": 44.0, "02": 45.5}
+
+
+def make_bids_dataset(root: Path) -> Path:
+    """A BIDS dataset at ``root`` from the real sample: :data:`BIDS_SCANS` (participant 01 scanned
+    in two sessions, here twice the same scan), ``participants.tsv`` (:data:`BIDS_PARTICIPANTS`)
+    and ``sub-01_sessions.tsv`` with the age at each session."""
+    sample = require_flair_sample()
+    (root / "dataset_description.json").parent.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text('{"Name": "msprofile test", "BIDSVersion": "1.10.0"}\n')
+    for label, session, sample_id in BIDS_SCANS:
+        anat = root / f"sub-{label}" / f"ses-{session}" / "anat"
+        anat.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample / sample_id / "flair.nii.gz", anat / f"sub-{label}_ses-{session}_FLAIR.nii.gz")
+    rows = ["participant_id\tage\tsex\tgroup"]
+    rows += [f"sub-{label}\t{age}\t{sex}\t{group}" for label, (age, sex, group) in BIDS_PARTICIPANTS.items()]
+    (root / "participants.tsv").write_text("\n".join(rows) + "\n")
+    ages = "".join(f"ses-{session}\t{age}\n" for session, age in BIDS_SESSION_AGES.items())
+    (root / "sub-01" / "sub-01_sessions.tsv").write_text("session_id\tage\n" + ages)
+    return root

@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from msprofile.io import save_json, save_nifti
 from msprofile.jobs.lesions import lesion_metrics_subject
@@ -22,7 +23,10 @@ def _run(tmp_path, subject, labels, flair, brain, affine, tag):
     save_nifti(labels, affine, paths["seg.nii.gz"])
     save_nifti(flair, affine, paths["flair.nii.gz"])
     save_nifti(brain, affine, paths["brain.nii.gz"])
-    out = {name: tmp_path / f"{tag}_{name}" for name in ("lesions.parquet", "classes.nii.gz", "metrics.json")}
+    out = {
+        name: tmp_path / f"{tag}_{name}"
+        for name in ("lesions.parquet", "classes.nii.gz", "metrics.json", "lesion_stats.tsv", "qc.png")
+    }
     card = tmp_path / "model.json"
     save_json({"name": "manual", "files": {"model.onnx": {"sha256": "x"}}}, card)
     metrics = lesion_metrics_subject(
@@ -34,6 +38,8 @@ def _run(tmp_path, subject, labels, flair, brain, affine, tag):
         out["lesions.parquet"],
         out["classes.nii.gz"],
         out["metrics.json"],
+        stats_path=out["lesion_stats.tsv"],
+        qc_png_path=out["qc.png"],
     )
     return metrics, out
 
@@ -63,6 +69,26 @@ def test_lesion_job_outputs(tmp_path, manual_case):
     assert metrics["lesion_area_mm2"] == pytest.approx((labels == 2).sum() * voxel_area_mm2, rel=1e-4)
     written = json.loads(out["metrics.json"].read_text())
     assert written["segmentation_model"] == "manual" and written["subject_id"] == "105074"
+
+    stats = pd.read_csv(out["lesion_stats.tsv"], sep="\t", keep_default_na=False).set_index("class")
+    assert list(stats.index) == ["periventricular", "juxtacortical", "paraventricular", "all"]
+    assert list(stats["lst_ai_region"]) == ["Periventricular", "Juxtacortical", "Subcortical", ""]
+    voxel_ml = abs(np.linalg.det(subject.affine[:3, :3])) / 1000
+    for code, name in ((1, "periventricular"), (2, "paraventricular"), (3, "juxtacortical")):
+        assert stats.loc[name, "n_voxels"] == (class_codes == code).sum()
+        assert stats.loc[name, "volume_ml"] == pytest.approx(stats.loc[name, "n_voxels"] * voxel_ml, rel=1e-5)
+    assert (
+        stats.loc["all", "n_voxels"] == (labels == 2).sum() and stats.loc["all", "n_lesions"] == metrics["n_lesions_3d"]
+    )
+    assert stats.loc["all", "volume_ml"] == pytest.approx(metrics["lesion_volume_ml"], rel=1e-5)
+    assert (
+        stats.loc[["periventricular", "juxtacortical", "paraventricular"], "n_lesions"].sum() == metrics["n_lesions_3d"]
+    )
+
+    picture = np.asarray(Image.open(out["qc.png"]).convert("RGB")).reshape(-1, 3)
+    colours = {tuple(c) for c in np.unique(picture, axis=0)}
+    grey = {c for c in colours if c[0] == c[1] == c[2]}
+    assert len(colours - grey) > 50, "ventricles and lesions are drawn in colour over the grey FLAIR"
 
 
 def test_lesion_job_does_not_depend_on_stored_orientation(tmp_path, manual_case):

@@ -124,9 +124,9 @@ def test_good_subjects_complete_and_the_cohort_is_analysed(catalogue_run):
         "variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'"
     )
     assert pooled["n"].tolist() == [len(GOOD)]
-    # The end-of-run warning and the statistics log name exactly the failed subjects.
-    warning = next(line for line in result.stderr.splitlines() if "subjects failed and are left out" in line)
-    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed" in warning
+    # The end-of-run warning and the statistics log name exactly the failed scans.
+    warning = next(line for line in result.stderr.splitlines() if "scans failed and are left out" in line)
+    assert f"{len(bad)} of {len(GOOD) + len(bad)} scans failed" in warning
     assert sorted(warning.rsplit(": ", 1)[1].split(", ")) == sorted(bad)
     statistics_log = (project / "results" / "logs" / "statistics.log").read_text()
     left_out = next(line for line in statistics_log.splitlines() if "failed processing and are left out" in line)

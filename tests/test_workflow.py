@@ -112,7 +112,11 @@ def test_demo_report_holds_every_figure_and_table(demo_run):
     assert "WARNING" not in result.stdout + result.stderr, "docutils warnings break report captions"
     html = (demo_run / "report.html").read_text()
     results = demo_run / "results"
-    expected = [results / "subjects" / s.subject_id / "preprocess_qc.png" for s in DEMO_SUBJECTS]
+    expected = [
+        results / "subjects" / s.subject_id / name
+        for s in DEMO_SUBJECTS
+        for name in ("preprocess_qc.png", "segmentation_qc.png")
+    ]
     expected += [results / "evaluation" / "segmentation_summary.tsv", results / "evaluation" / "segmentation_dice.png"]
     expected += [results / "stats" / f"{name}.tsv" for name in ("descriptives", "tests", "correlations", "regressions")]
     expected += [results / "figures" / f"{name}.png" for name in figure_names()]

@@ -1,4 +1,7 @@
-"""The cohort table: one row per subject of the sheet (docs/method.md section 5).
+"""The cohort table: one row per scan of the scan table (docs/method.md section 5).
+
+A scan is one subject in one session (:mod:`msprofile.scans`); without sessions, one row per
+subject. ``scan_id``, ``subject_id`` and ``session`` say which.
 
 Built from each subject's metrics and QC records (the small per-subject JSON files), never
 from images, so that adding one subject to a 1,381-subject sheet costs one pass over small
@@ -13,8 +16,8 @@ from . import __version__
 from .lesions import REFERENCE_COLUMNS
 from .qc import DEFAULT_QC_THRESHOLDS, QcThresholds, qc_flags
 
-DEMOGRAPHIC_COLUMNS = ("subject_id", "group", "age_years", "sex")
-FAILURE_COLUMNS = ("subject_id", "group", "failed_step", "error")
+DEMOGRAPHIC_COLUMNS = ("scan_id", "subject_id", "session", "group", "age_years", "sex")
+FAILURE_COLUMNS = ("scan_id", "subject_id", "session", "group", "failed_step", "error")
 
 
 def subject_row(metrics: dict, qc: dict, thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS) -> dict:
@@ -31,6 +34,7 @@ def subject_row(metrics: dict, qc: dict, thresholds: QcThresholds = DEFAULT_QC_T
             "brain_z_extent_mm": qc["brain_z_extent_mm"],
             "qc_pass": not flags,
             "qc_flags": ";".join(flags),
+            "brain_mask_source": qc.get("brain_mask_source", "workflow"),
             "preprocess_version": qc["msprofile_version"],
         }
     )
@@ -38,27 +42,30 @@ def subject_row(metrics: dict, qc: dict, thresholds: QcThresholds = DEFAULT_QC_T
 
 
 def build_cohort_table(
-    sheet: pd.DataFrame, results, qc_thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS
+    scans: pd.DataFrame, results, qc_thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS
 ) -> pd.DataFrame:
-    """The cohort table: ``sheet`` (indexed by subject_id, with ``group``, ``age`` in years and
-    ``sex``) joined with each subject's results, in sheet order.
+    """The cohort table: ``scans`` (the scan table, indexed by scan ID, with ``subject_id``,
+    ``session`` ("" for none), ``group``, ``age`` in years and ``sex``) joined with each scan's
+    results, in the scan table's order.
 
-    ``results`` holds one entry per row of ``sheet``, in its order: ``{"metrics": ...,
-    "qc": ...}`` (the subject's ``metrics.json`` and ``preprocess_qc.json``) or, for a subject
+    ``results`` holds one entry per row of ``scans``, in its order: ``{"metrics": ...,
+    "qc": ...}`` (the scan's ``metrics.json`` and ``preprocess_qc.json``) or, for a scan
     whose processing failed under ``on_error: record``, ``{"failure": ...}`` (its failure
-    record, ``{"step", "error"}``). QC flags are judged under ``qc_thresholds``. A failed
-    subject keeps its row, with ``status``
+    record, ``{"step", "error"}``). QC flags are judged under ``qc_thresholds``. A failed scan
+    keeps its row, with ``status``
     ``failed``, the step that failed and the error, and no metrics; the others have
     ``status`` ``ok``. Counts are nullable integers and ``qc_pass`` a nullable boolean, so
-    that failed rows change no column type.
+    that failed rows change no column type; ``session`` and ``sex`` are missing where empty.
     """
     rows = []
-    for subject_id, result in zip(sheet.index, results):
+    for scan, result in zip(scans.index, results):
         demographics = {
-            "subject_id": subject_id,
-            "group": sheet.at[subject_id, "group"],
-            "age_years": sheet.at[subject_id, "age"],
-            "sex": sheet.at[subject_id, "sex"] or None,
+            "scan_id": scan,
+            "subject_id": scans.at[scan, "subject_id"],
+            "session": scans.at[scan, "session"] or None,
+            "group": scans.at[scan, "group"],
+            "age_years": scans.at[scan, "age"],
+            "sex": scans.at[scan, "sex"] or None,
         }
         if "failure" in result:
             failure = result["failure"]
@@ -76,13 +83,16 @@ def build_cohort_table(
     table = pd.DataFrame(rows)
     table["age_years"] = table["age_years"].astype("float64")
     for column in (
+        "scan_id",
         "subject_id",
+        "session",
         "group",
         "sex",
         "status",
         "failed_step",
         "error",
         "qc_flags",
+        "brain_mask_source",
         "segmentation_model",
         "segmentation_model_sha256",
         "preprocess_version",
@@ -100,6 +110,25 @@ def build_cohort_table(
 
 
 def failures_table(cohort: pd.DataFrame) -> pd.DataFrame:
-    """The failed subjects of a cohort table: ``subject_id, group, failed_step, error``."""
+    """The failed scans of a cohort table: ``scan_id, subject_id, session, group, failed_step, error``."""
     failed = cohort[cohort["status"] == "failed"]
     return failed[list(FAILURE_COLUMNS)].reset_index(drop=True)
+
+
+def lesions_by_scan(lesions: pd.DataFrame, scans: pd.DataFrame) -> pd.DataFrame:
+    """Every scan's lesion table stacked (``lesions``, whose ``subject_id`` column holds the scan
+    ID, as each scan's ``lesions.parquet``) with ``scan_id``, ``subject_id`` and ``session``
+    (missing where empty) in front, taken from ``scans`` (the scan table)."""
+    if "subject_id" not in lesions:
+        return lesions
+    scan_ids = lesions["subject_id"].astype("string")
+    rest = lesions.drop(columns="subject_id")
+    front = pd.DataFrame(
+        {
+            "scan_id": scan_ids,
+            "subject_id": scan_ids.map(scans["subject_id"]).astype("string"),
+            "session": scan_ids.map(scans["session"]).replace("", pd.NA).astype("string"),
+        },
+        index=lesions.index,
+    )
+    return pd.concat([front, rest], axis=1)

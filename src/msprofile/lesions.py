@@ -683,3 +683,55 @@ def lesion_table(lesions2d: pd.DataFrame, lesions3d: pd.DataFrame, subject_id: s
     table = pd.concat([lesions2d.assign(kind="2d"), lesions3d.assign(kind="3d")], ignore_index=True)
     table.insert(0, "subject_id", subject_id)
     return table[["subject_id", "kind", *[c for c in table.columns if c not in ("subject_id", "kind")]]]
+
+
+#: Where each location class sits among LST-AI's regions (its annotated lesion statistics):
+#: paraventricular here means deep white matter, which LST-AI calls subcortical. LST-AI's fourth
+#: region, infratentorial, has no class here (the reference's 2-D rule does not separate it).
+LST_AI_REGIONS = {
+    LesionClass.PEWMH: "Periventricular",
+    LesionClass.JCWMH: "Juxtacortical",
+    LesionClass.PAWMH: "Subcortical",
+}
+#: Columns of :func:`lesion_stats`.
+LESION_STATS_COLUMNS = ("class", "code", "lst_ai_region", "n_lesions", "n_voxels", "volume_ml")
+_CLASS_WORDS = {
+    LesionClass.PEWMH: "periventricular",
+    LesionClass.PAWMH: "paraventricular",
+    LesionClass.JCWMH: "juxtacortical",
+}
+
+
+def lesion_stats(metrics: dict, class_volume: np.ndarray) -> pd.DataFrame:
+    """One scan's lesion statistics in the shape of LST-AI's (region, lesions, voxels, volume).
+
+    ``metrics``: :func:`lesion_metrics` of the scan; ``class_volume``: its uint8
+    :class:`~msprofile.labels.LesionClass` volume. One row per class, in LST-AI's order
+    (periventricular, juxtacortical, then paraventricular, i.e. deep, which LST-AI calls
+    subcortical), and a row ``all``: ``class``, ``code`` (PEWMH, JCWMH, PAWMH), ``lst_ai_region``
+    (:data:`LST_AI_REGIONS`; empty for ``all``), ``n_lesions`` (3-D lesions, each counted in the
+    class of most of its voxels), ``n_voxels`` and ``volume_ml`` (the class's voxels).
+    """
+    counts = np.bincount(np.asarray(class_volume, dtype=np.uint8).ravel(), minlength=len(LesionClass))
+    rows = [
+        {
+            "class": _CLASS_WORDS[code],
+            "code": code.name,
+            "lst_ai_region": region,
+            "n_lesions": metrics[f"n_lesions_3d_{code.name.lower()}"],
+            "n_voxels": int(counts[code]),
+            "volume_ml": metrics[f"{code.name.lower()}_volume_ml"],
+        }
+        for code, region in LST_AI_REGIONS.items()
+    ]
+    rows.append(
+        {
+            "class": "all",
+            "code": "WMH",
+            "lst_ai_region": "",
+            "n_lesions": metrics["n_lesions_3d"],
+            "n_voxels": int(counts[1:].sum()),
+            "volume_ml": metrics["lesion_volume_ml"],
+        }
+    )
+    return pd.DataFrame(rows, columns=list(LESION_STATS_COLUMNS))

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import __version__
-from .brainmask import BrainMaskSettings, brain_mask
+from .brainmask import BrainMaskSettings, brain_mask, given_brain_mask
 from .geometry import (
     Grid,
     HeaderGeometry,
@@ -40,6 +40,7 @@ from .geometry import (
     resample,
     to_canonical,
 )
+from .montage import brain_mask_montage
 
 
 @dataclass(frozen=True)
@@ -130,15 +131,18 @@ def preprocess(
     skull_stripped: bool = False,
     settings: PreprocessSettings = PreprocessSettings(),
     header: HeaderGeometry | None = None,
+    given_mask: np.ndarray | None = None,
 ) -> Preprocessed:
     """Preprocess one FLAIR volume.
 
     ``flair``: array (X, Y, Z) in any orientation, NaN or infinite outside the head allowed;
     ``affine``: its 4 x 4 voxel-to-mm matrix; ``header``: the file's two affines with their
     codes, recorded in the QC (default: ``affine`` as the sform and qform, scanner space).
-    Raises ``ValueError`` with the reason for an acquisition the network cannot segment
-    (:meth:`msprofile.geometry.Acquisition.problem`), an image with no contrast, NaN or infinite
-    voxels in the head, or no brain found.
+    ``given_mask``: a brain mask made by another tool on the same grid (non-zero is brain),
+    used instead of the brain extraction; the QC records ``brain_mask_source`` ``given`` (else
+    ``workflow``). Raises ``ValueError`` with the reason for an acquisition the network cannot
+    segment (:meth:`msprofile.geometry.Acquisition.problem`), an image with no contrast, NaN or
+    infinite voxels in the head, or no brain found.
     """
     native = Grid(tuple(flair.shape), np.asarray(affine, dtype=np.float64))
     acquired = acquisition(native)
@@ -152,7 +156,10 @@ def preprocess(
         raise ValueError("image is constant (every voxel has the same value)")
     denoised = denoise(canonical_image, settings.denoise_iterations)
     pixel_size_mm = float(canonical.voxel_size_mm[:2].mean())
-    extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+    if given_mask is None:
+        extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+    else:
+        extraction = given_brain_mask(denoised, to_canonical(np.asarray(given_mask) > 0, native)[0])
     mask = extraction.mask
     if nonfinite.any():
         _check_nonfinite(to_canonical(nonfinite, native)[0], extraction.head, mask)
@@ -176,6 +183,7 @@ def preprocess(
     qc["acquisition"] = acquired.to_dict()
     qc["header"] = (header or HeaderGeometry.derived(native.affine, 1)).to_dict()
     qc["nonfinite_voxels_set_to_zero"] = int(nonfinite.sum())
+    qc["brain_mask_source"] = "workflow" if given_mask is None else "given"
     qc["scalp_thickness_mm"] = _rounded(extraction.scalp_thickness_mm)
     qc["normalisation"] = {
         "method": "brain_percentiles",
@@ -262,44 +270,9 @@ def qc_measures(
     }
 
 
-def qc_figure(image: np.ndarray, mask: np.ndarray, n_slices: int = 8) -> tuple[np.ndarray, list[int], tuple[int, int]]:
-    """Montage of ``n_slices`` axial slices spread over the brain, mask outlined in red.
-
-    ``image``, ``mask``: canonical (RAS+) arrays. Shown in radiological convention (subject's
-    right on the image's left, anterior up), in two rows. Returns the RGB uint8 montage, the
-    slice indices shown (in tile order) and the (height, width) of one tile.
-    """
-    brain_slices = np.flatnonzero(mask.any(axis=(0, 1)))
-    chosen = np.unique(np.linspace(brain_slices[0], brain_slices[-1], n_slices).round().astype(int))
-    window_high = float(np.percentile(image, 99.5)) or 1.0
-    outline = mask & ~ndimage.binary_erosion(mask, np.ones((3, 3, 1), dtype=bool))
-    tiles = []
-    for k in chosen:
-        grey = np.clip(image[:, :, k] / window_high * 255.0, 0, 255).astype(np.uint8)
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
-        rgb[outline[:, :, k]] = (255, 40, 40)
-        tiles.append(rgb[::-1, ::-1].transpose(1, 0, 2))
-    columns = (len(tiles) + 1) // 2
-    tiles += [np.zeros_like(tiles[0])] * (2 * columns - len(tiles))
-    rows = [np.concatenate(tiles[r * columns : (r + 1) * columns], axis=1) for r in range(2)]
-    return np.concatenate(rows, axis=0), [int(k) for k in chosen], tiles[0].shape[:2]
-
-
 def qc_image(image: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
-    """:func:`qc_figure` with a title line and the slice numbers: RGB uint8 (H, W, 3)."""
-    from PIL import Image, ImageDraw
-
-    montage, slices, (tile_h, tile_w) = qc_figure(image, mask)
-    canvas = Image.new("RGB", (montage.shape[1], montage.shape[0] + 16))
-    canvas.paste(Image.fromarray(montage), (0, 16))
-    draw = ImageDraw.Draw(canvas)
-    draw.text(
-        (4, 2), f"{title}   brain mask outline (red), radiological view: R on left, anterior up", fill=(255, 255, 255)
-    )
-    columns = montage.shape[1] // tile_w
-    for i, k in enumerate(slices):
-        draw.text(((i % columns) * tile_w + 4, 16 + (i // columns) * tile_h + 4), f"z={k}", fill=(255, 255, 0))
-    return np.asarray(canvas)
+    """The brain-mask QC picture (:func:`msprofile.montage.brain_mask_montage`): RGB uint8 (H, W, 3)."""
+    return brain_mask_montage(image, mask, title)
 
 
 def _rounded(value, digits: int = 4):

@@ -8,6 +8,13 @@ rule lesion_metrics:
         lesions=f"{SUBJECT_DIR}/lesions.parquet",
         classes=f"{SUBJECT_DIR}/lesion_classes.nii.gz",
         metrics=f"{SUBJECT_DIR}/metrics.json",
+        stats=f"{SUBJECT_DIR}/lesion_stats.tsv",
+        qc_png=report(
+            f"{SUBJECT_DIR}/segmentation_qc.png",
+            category="Scan QC",
+            subcategory="{subject}",
+            caption="../report/segmentation_qc.rst",
+        ),
     log:
         f"{LOG_DIR}/lesion_metrics/{{subject}}.log",
     conda:

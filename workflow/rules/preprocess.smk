@@ -1,13 +1,14 @@
 rule preprocess:
     input:
         flair=subject_value("flair"),
+        given_brain_mask=given_brain_mask,
     output:
         brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
         flair=f"{SUBJECT_DIR}/flair_preproc.nii.gz",
         qc_json=f"{SUBJECT_DIR}/preprocess_qc.json",
         qc_png=report(
             f"{SUBJECT_DIR}/preprocess_qc.png",
-            category="Preprocessing QC",
+            category="Scan QC",
             subcategory="{subject}",
             caption="../report/preprocess_qc.rst",
         ),

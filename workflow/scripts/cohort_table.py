@@ -11,6 +11,7 @@ with logged(snakemake.log[0], "cohort table"):
         snakemake.input.qc,
         snakemake.input.lesions,
         snakemake.output.cohort,
+        snakemake.output.cohort_tsv,
         snakemake.output.lesions,
         snakemake.output.failures,
         QcThresholds.from_config(snakemake.params.qc),

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,7 +112,52 @@ def save_json(obj, path: str | os.PathLike) -> None:
     input). NaN and infinities become ``null`` and NumPy scalars plain numbers, so callers can
     pass measurements as they come."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+        tmp.write_text(json_text(obj))
+
+
+def json_text(obj) -> str:
+    """``obj`` as the text :func:`save_json` writes."""
+    return json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_text(text: str, path: str | os.PathLike) -> bool:
+    """Write ``text`` (UTF-8) at ``path``, atomically, unless the file holds exactly it already
+    (so that a rerun leaves unchanged files and their times alone). Returns whether it wrote."""
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == text.encode():
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode())
+    return True
+
+
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy the file ``source`` to ``path`` (a new file with its own times), atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Make ``path`` hold the file ``source``: a hard link (no copy of the data) where the file
+    system allows one, else a copy with its times; atomically. Nothing is done when ``path`` is
+    already that file, or a copy of it at least as new. Returns whether it wrote.
+
+    Never for a rule's declared output made from its own input: the two would be one file, and
+    Snakemake's touching of the output would change the input's time too."""
+    source, path = Path(source), Path(path)
+    if path.is_file():
+        if os.path.samefile(source, path):
+            return False
+        new, old = source.stat(), path.stat()
+        if new.st_size == old.st_size and old.st_mtime >= new.st_mtime:
+            return False
+    with atomic_path(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+    return True
 
 
 def _strict_json(value):
@@ -311,6 +357,13 @@ def load_image(
     return data, affine
 
 
+def load_volumes(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One of the workflow's own NIfTI files, any number of dimensions (such as the 4-D class
+    probabilities): ``(float32 data, affine)``."""
+    img = nib.load(os.fspath(path))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
+
+
 def read_grid(path: str | os.PathLike) -> Grid:
     """The grid (shape and affine) of one of the workflow's own NIfTI files, from its header."""
     img = nib.load(os.fspath(path))
@@ -325,10 +378,10 @@ def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | 
     in which case it is reoriented onto ``grid`` without interpolation. Values must be whole
     numbers from 0 (background) to 255, any non-zero value marking the structure (tools code
     one structure as 1, 255 or several labels). ``what`` names the structure in messages; a
-    ``"ventricle"`` mask must not be empty (every head has ventricles), other masks may (a
-    control without lesions). Otherwise :class:`InputImageError` names the subject, the mask
-    and the problem; a mask on another grid is described by both grids' shapes, voxel sizes
-    and affines.
+    ``"ventricle"`` or ``"brain"`` mask must not be empty (every head has both), other masks
+    may (a control without lesions). Otherwise :class:`InputImageError` names the subject, the
+    mask and the problem; a mask on another grid is described by both grids' shapes, voxel
+    sizes and affines.
     """
     data, affine = load_image(path, subject_id)
     mask_grid = Grid(data.shape, affine)
@@ -354,8 +407,8 @@ def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | 
             f"(0 = background); found {odd}: a probability map or a "
             "different image?",
         )
-    if what == "ventricle" and not data.any():
-        raise InputImageError(subject_id, path, "ventricle mask is empty")
+    if what in ("ventricle", "brain") and not data.any():
+        raise InputImageError(subject_id, path, f"{what} mask is empty")
     if what == "lesion" and not data.any():
         log.info("subject %s: %s: lesion mask is empty (no lesions)", subject_id, path)
     return data.astype(np.uint8), grid

@@ -10,8 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import Grid, from_canonical, to_canonical
-from ..io import load_image, load_json, read_header_geometry, save_json, save_nifti, write_parquet
-from ..lesions import lesion_profile, lesion_table
+from ..io import (
+    load_image,
+    load_json,
+    read_header_geometry,
+    save_json,
+    save_nifti,
+    save_png,
+    write_parquet,
+    write_tsv,
+)
+from ..lesions import lesion_profile, lesion_stats, lesion_table
+from ..montage import segmentation_montage
+
+#: Floats of ``lesion_stats.tsv``: volumes in mL to a microlitre.
+STATS_FLOAT_FORMAT = "%.6g"
 
 
 def lesion_metrics_subject(
@@ -23,9 +36,14 @@ def lesion_metrics_subject(
     lesions_path,
     classes_path,
     metrics_path,
+    *,
+    stats_path,
+    qc_png_path,
 ) -> dict:
     """Classify one subject's lesions and write ``lesions.parquet``, ``lesion_classes.nii.gz``
-    (native grid, uint8 :class:`msprofile.labels.LesionClass` codes) and ``metrics.json``.
+    (native grid, uint8 :class:`msprofile.labels.LesionClass` codes), ``metrics.json``,
+    ``lesion_stats.tsv`` (:func:`msprofile.lesions.lesion_stats`) and the segmentation QC picture
+    (:func:`msprofile.montage.segmentation_montage`).
 
     The class volume keeps the segmentation's (the input's) sform and qform with their codes.
     ``flair_path`` is the subject's input FLAIR (the cortical CSF mask is taken from it);
@@ -39,11 +57,10 @@ def lesion_metrics_subject(
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
     native = Grid(labels.shape, affine)
     canonical_labels, canonical = to_canonical(labels, native)
+    canonical_flair = np.ascontiguousarray(to_canonical(flair, native)[0])
+    canonical_brain = np.ascontiguousarray(to_canonical(brain, native)[0])
     profile = lesion_profile(
-        np.ascontiguousarray(canonical_labels),
-        np.ascontiguousarray(to_canonical(flair, native)[0]),
-        np.ascontiguousarray(to_canonical(brain, native)[0]),
-        canonical.voxel_size_mm,
+        np.ascontiguousarray(canonical_labels), canonical_flair, canonical_brain, canonical.voxel_size_mm
     )
     save_nifti(
         from_canonical(profile.class_volume, native).astype(np.uint8),
@@ -60,4 +77,9 @@ def lesion_metrics_subject(
         "segmentation_model_sha256": model_card.get("files", {}).get("model.onnx", {}).get("sha256"),
     }
     save_json(metrics, metrics_path)
+    write_tsv(lesion_stats(profile.metrics, profile.class_volume), stats_path, float_format=STATS_FLOAT_FORMAT)
+    save_png(
+        segmentation_montage(canonical_flair, canonical_brain, canonical_labels, profile.class_volume, subject_id),
+        qc_png_path,
+    )
     return metrics

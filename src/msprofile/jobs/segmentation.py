@@ -14,7 +14,7 @@ from ..geometry import Grid
 from ..io import load_image, read_header_geometry, save_nifti
 from ..io.models import ModelError, load_onnx
 from ..labels import SEGMENTATION_CLASS_NAMES
-from ..segmentation.infer import native_labels, predict_probabilities
+from ..segmentation.infer import native_labels, native_probabilities, predict_probabilities
 from ..segmentation.onnx_export import OnnxNetwork
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def segment_subject(
     neighbour and kept inside the brain mask
     (:func:`msprofile.segmentation.infer.native_labels`); they keep the brain mask's (the
     input's) sform and qform with their codes. With ``probabilities_path`` the class
-    probabilities are also written (model grid, float32, one volume per class). The network
+    probabilities are also written (native grid, float32, one volume per class,
+    :func:`msprofile.segmentation.infer.native_probabilities`, with the same header). The network
     runs in ONNX Runtime on ``device`` with ``threads`` CPU threads. Raises
     :class:`~msprofile.io.models.ModelError` when the model does not fit the preprocessing.
     Returns a small summary (device, voxel counts).
@@ -61,7 +62,11 @@ def segment_subject(
     )
     if probabilities_path:
         save_nifti(
-            probabilities, model_grid.affine, probabilities_path, header=read_header_geometry(flair_preproc_path)
+            native_probabilities(probabilities, model_grid, native, brain > 0),
+            native.affine,
+            probabilities_path,
+            zooms_mm=native.voxel_size_mm,
+            header=read_header_geometry(brain_mask_path),
         )
     counts = {name: int((labels == i).sum()) for i, name in enumerate(SEGMENTATION_CLASS_NAMES)}
     log.info("%s: segmented on %s with model %s: %s", subject_id, network.device, card.get("name"), counts)

@@ -20,6 +20,7 @@ from ..segmentation.infer import keras_network, native_labels, predict_probabili
 from ..segmentation.model import inference_copy
 from ..segmentation.onnx_export import checked_onnx
 from ..segmentation.train import TrainingSettings, configure_tensorflow, train
+from ..workflow import epoch_logger
 
 
 def write_training_labels(
@@ -80,7 +81,9 @@ def cross_validation_fold(
     configure_tensorflow(device)
     x, y, owners = _load_slices(slices_path)
     train_rows = owners != held_out
-    model, losses = train(x[train_rows], y[train_rows], settings)
+    model, losses = train(
+        x[train_rows], y[train_rows], settings, on_epoch=epoch_logger(settings.epochs, f"fold without {held_out}")
+    )
     flair_model, affine_model = load_image(flair_preproc_path, held_out)
     brain, affine = load_image(brain_mask_path, held_out, dtype=np.uint8)
     native = Grid(brain.shape, affine)
@@ -120,7 +123,7 @@ def train_final_model(
 
     used = configure_tensorflow(device)
     x, y, owners = _load_slices(slices_path)
-    model, losses = train(x, y, settings)
+    model, losses = train(x, y, settings, on_epoch=epoch_logger(settings.epochs, f"model {name}"))
     folds = [load_json(p) for p in fold_paths]
     validation = {"scheme": "none"}
     if folds:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..geometry import Grid, labels_to_native
+from ..geometry import Grid, labels_to_native, resample
 from ..labels import SegmentationClass
 from .data import from_network, network_input
 
@@ -62,3 +62,22 @@ def native_labels(probabilities: np.ndarray, model_grid: Grid, native: Grid, bra
     labels = labels_to_native(postprocess(probabilities), model_grid, native)
     labels[~brain] = 0
     return labels
+
+
+def native_probabilities(probabilities: np.ndarray, model_grid: Grid, native: Grid, brain: np.ndarray) -> np.ndarray:
+    """Model-grid class ``probabilities`` (X, Y, Z, classes) on the ``native`` grid: each
+    ventricle and lesion map resampled linearly, 0 outside ``brain`` (bool, native grid; as the
+    labels of :func:`native_labels`) and outside the model grid, the background the rest to 1.
+    float32 (X, Y, Z, classes), every voxel summing to 1."""
+    out = np.zeros((*native.shape, probabilities.shape[-1]), dtype=np.float32)
+    for index in range(probabilities.shape[-1]):
+        if index != SegmentationClass.BACKGROUND:
+            mapped = resample(probabilities[..., index], model_grid, native, order=1)
+            out[..., index] = np.where(brain, np.clip(mapped, 0.0, 1.0), 0.0)
+    foreground = out.sum(axis=-1)
+    # Linear interpolation of maps that each lie in [0, 1] and sum to at most 1 keeps the sum
+    # at most 1 but for rounding; scale the rare excess away rather than let the background go negative.
+    excess = foreground > 1.0
+    out[excess] /= foreground[excess][:, None]
+    out[..., SegmentationClass.BACKGROUND] = 1.0 - out.sum(axis=-1)
+    return out

@@ -52,6 +52,38 @@ DEMO_SUBJECTS: tuple[DemoSubject, ...] = (
 )
 
 
+#: The demo BIDS dataset (the ``demo_bids`` target): (demo subject, session) of every scan. The
+#: first subject has two sessions, the same phantom twice (a rescan).
+DEMO_BIDS_SCANS: tuple[tuple[str, str], ...] = (
+    ("demo-MS-01", "01"),
+    ("demo-MS-01", "02"),
+    ("demo-MS-02", "01"),
+    ("demo-HC-01", "01"),
+    ("demo-HC-02", "01"),
+)
+
+
+def demo_bids_label(subject_id: str) -> str:
+    """The BIDS participant label of a demo subject: its ID without hyphens (``demoMS01``)."""
+    return subject_id.replace("-", "")
+
+
+def demo_bids_participants() -> list[dict[str, str]]:
+    """Rows of the demo BIDS dataset's ``participants.tsv`` (``participant_id``, ``age``,
+    ``sex`` as BIDS spells it, ``group``), one per subject of :data:`DEMO_BIDS_SCANS`."""
+    wanted = dict.fromkeys(subject for subject, _ in DEMO_BIDS_SCANS)
+    return [
+        {
+            "participant_id": f"sub-{demo_bids_label(s.subject_id)}",
+            "age": "n/a" if s.age_years is None else f"{s.age_years:g}",
+            "sex": {"F": "female", "M": "male"}[s.sex],
+            "group": s.group,
+        }
+        for s in DEMO_SUBJECTS
+        if s.subject_id in wanted
+    ]
+
+
 def phantom_for(subject_id: str, seed: int) -> Phantom:
     """The phantom of demo subject ``subject_id`` for the cohort seed ``seed``.
 
