@@ -68,6 +68,8 @@ def time_subject(subject_id: str, paths: dict[str, Path], out: Path) -> float:
         out / "lesions.parquet",
         out / "classes.nii.gz",
         out / "metrics.json",
+        stats_path=out / "lesion_stats.tsv",
+        qc_png_path=out / "qc.png",
     )
     return time.perf_counter() - started
 

@@ -78,6 +78,8 @@ def run_jobs(folder: Path, image: nib.Nifti1Image, *, skull_stripped: bool = Fal
         folder / "lesions.parquet",
         folder / "lesion_classes.nii.gz",
         folder / "metrics.json",
+        stats_path=folder / "lesion_stats.tsv",
+        qc_png_path=folder / "segmentation_qc.png",
     )
     return Run(folder, input_path, qc, metrics)
 
