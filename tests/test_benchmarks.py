@@ -23,6 +23,7 @@ QUICK_ARGS = {
     "dag": ["--repeats", "1", "--sizes", "20"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
     "segment": ["--repeats", "1", "--shipped-only"],
+    "throughput": ["--subjects", "2", "--repeats", "1"],
 }
 NEEDS_SAMPLE = {"preprocess", "segment"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")

@@ -15,11 +15,15 @@ rule segment:
         f"{LOG_DIR}/segment/{{subject}}.log",
     conda:
         "../envs/segmentation.yaml"
-    threads: 2
+    # One thread: a second ONNX Runtime thread costs about a third more CPU time per subject
+    # (it spins while it waits), so on a workstation two one-thread jobs side by side get
+    # through a cohort faster, and a SLURM bundle asks for the one CPU it keeps busy.
+    threads: 1
     resources:
         gpu=SEGMENT_GPUS,
         mem_mb=4000,
-        runtime=5,
+        # Minutes: a job takes seconds; a SLURM bundle asks for the sum over its jobs.
+        runtime=1,
     params:
         device=config["segmentation"]["device"],
         batch_size=config["segmentation"]["batch_size"],
