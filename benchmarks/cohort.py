@@ -160,6 +160,8 @@ def main() -> None:
         seconds = timed(rebuild, args.repeats)
         print(f"cohort_table_rebuild_seconds_{args.subjects}_subjects_median {statistics.median(seconds):.2f} s")
         print(f"cohort_table_rebuild_seconds_{args.subjects}_subjects_min {min(seconds):.2f} s")
+    # The machine is shared: say how busy it was (figures are only comparable at a low load).
+    print(f"load_average_1min {os.getloadavg()[0]:.2f} load")
 
 
 if __name__ == "__main__":

@@ -171,9 +171,6 @@ def test_demo_cohort_on_slurm_equals_the_local_run(tmp_path, demo_run):
         assert int(tres(row["AllocTRES"]).get("gres/gpu", 0)) == max(job["gpu"] for job in jobs), rule
     gpu_jobs = [kind for kind, row in by_kind.items() if "gres/gpu" in tres(row["AllocTRES"])]
     assert gpu_jobs == ["group_segment_segment"], "only segmentation asks for the GPU"
-    # The CPU bundles keep what they reserve busy.
-    for rule in ("demo_phantom", "preprocess", "lesion_metrics"):
-        assert efficiency[f"group_{rule}_{rule}"] >= 0.5, f"{rule} bundle: CPU efficiency {efficiency}"
 
     local, remote = demo_run / "results", project / "results"
     for folder in ("cohort", "stats"):
@@ -191,6 +188,16 @@ def test_demo_cohort_on_slurm_equals_the_local_run(tmp_path, demo_run):
             for root in (local, remote)
         ]
         assert metrics[0] == metrics[1]
+
+    # The CPU bundles keep what they reserve busy. Their jobs run back to back, so what they
+    # lose is the share of the CPU that other processes on the node take (this machine's two
+    # cores are shared): the load average says how much.
+    load = os.getloadavg()[0]
+    print(f"load_average {load:.2f}")
+    for rule in ("demo_phantom", "preprocess", "lesion_metrics"):
+        assert efficiency[f"group_{rule}_{rule}"] >= 0.5, (
+            f"{rule} bundle: CPU efficiency {efficiency[f'group_{rule}_{rule}']:.2f} at a load average of {load:.1f}"
+        )
 
 
 def test_dry_run_of_1381_subjects(tmp_path):
