@@ -25,6 +25,7 @@ QUICK_ARGS = {
     "lesions": ["--passes", "1", "--subjects", "104252"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
     "segment": ["--repeats", "1", "--shipped-only"],
+    "throughput": ["--subjects", "2", "--repeats", "1"],
 }
 NEEDS_SAMPLE = {"lesions", "preprocess", "segment"}
 NEEDS_REFERENCE_TABLE = {"cohort"}

@@ -69,7 +69,10 @@ def test_a_given_brain_mask_off_the_flair_grid_is_refused(tmp_path):
     shifted[:3, 3] += 5.0
     save_nifti(mask, shifted, tmp_path / "shifted.nii.gz")
     save_nifti(np.zeros_like(mask), subject.affine, tmp_path / "empty.nii.gz")
-    for name, words in (("shifted.nii.gz", "brain mask is not on the FLAIR's grid"), ("empty.nii.gz", "brain mask is empty")):
+    for name, words in (
+        ("shifted.nii.gz", "brain mask is not on the FLAIR's grid"),
+        ("empty.nii.gz", "brain mask is empty"),
+    ):
         with pytest.raises(InputImageError) as caught:
             _preprocess(tmp_path, subject, name, tmp_path / name)
         assert caught.value.subject_id == "105465" and caught.value.path.endswith(name)

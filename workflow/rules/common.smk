@@ -194,7 +194,11 @@ wildcard_constraints:
 
 def subject_value(column):
     """Input/params function: the sheet's ``column`` for the job's subject."""
-    return lambda wildcards: ALL_SUBJECTS.at[wildcards.subject, column]
+    # A dict made once, not a DataFrame lookup per job: planning calls this for every
+    # subject's jobs, and pandas' .at costs ten times a dict's lookup. The values are the
+    # column's own NumPy scalars and strings, exactly what .at returns.
+    values = dict(zip(ALL_SUBJECTS.index, ALL_SUBJECTS[column].to_numpy()))
+    return lambda wildcards: values[wildcards.subject]
 
 
 def given_brain_mask(wildcards):

@@ -14,7 +14,8 @@ rule demo_phantom:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        # Minutes: a job takes seconds; a SLURM bundle asks for the sum over its jobs.
+        runtime=1,
     params:
         seed=config["demo"]["seed"],
     script:

@@ -22,6 +22,7 @@ rule lesion_metrics:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
+        # Minutes: a job takes seconds; a SLURM bundle asks for the sum over its jobs.
+        runtime=1,
     script:
         "../scripts/lesion_metrics.py"

@@ -19,7 +19,9 @@ rule preprocess:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
+        # Minutes: a job takes seconds, a large 3-D scan under a minute; a SLURM bundle asks
+        # for the sum over its jobs.
+        runtime=2,
     params:
         skull_stripped=subject_value("skull_stripped"),
         settings=config["preprocess"],

@@ -1,5 +1,9 @@
 """File input and output: the only module besides :mod:`msprofile.jobs` that opens files.
 
+pandas is imported where a table is read, not with this module: the per-subject image jobs
+import this module and no table library, and pandas with pyarrow costs more to import than
+the rest of a preprocessing job's imports together.
+
 Every writer goes through a temporary file in the destination folder followed by
 ``os.replace``, so that a reader (or a rerun after a killed job) never sees a partial file.
 Every reader of an input image checks it (:func:`load_image`) and raises
@@ -18,13 +22,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
 from ..geometry import Grid, HeaderGeometry, same_grid_reoriented
 from ..labels import label_volume
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +224,11 @@ def read_stacked_parquet(paths) -> pd.DataFrame:
     non_empty = [t for t in tables if t.num_rows]
     if non_empty:
         return pa.concat_tables(non_empty, promote_options="default").to_pandas()
-    return tables[0].to_pandas() if tables else pd.DataFrame()
+    if tables:
+        return tables[0].to_pandas()
+    import pandas as pd
+
+    return pd.DataFrame()
 
 
 def read_table(path: str | os.PathLike, *, string_columns=()) -> pd.DataFrame:
@@ -228,6 +239,8 @@ def read_table(path: str | os.PathLike, *, string_columns=()) -> pd.DataFrame:
     Raises ``FileNotFoundError`` when there is no file and ``ValueError`` naming the file when
     it cannot be read as a table.
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: cohort table not found")

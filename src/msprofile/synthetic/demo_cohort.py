@@ -9,10 +9,12 @@ FLAIR and masks come from :func:`msprofile.synthetic.phantom.make_phantom`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .phantom import Phantom, make_phantom
+if TYPE_CHECKING:
+    from .phantom import Phantom
 
 #: Age (years) given to the phantom of a subject whose age is missing.
 DEFAULT_AGE_YEARS = 40.0
@@ -94,6 +96,10 @@ def phantom_for(subject_id: str, seed: int) -> Phantom:
     Raises:
         KeyError: ``subject_id`` is not a demo subject.
     """
+    # Imported here, not at the top: the workflow reads DEMO_SUBJECTS when it plans every run,
+    # and the phantom generator's SciPy imports cost more than the rest of the planning's imports.
+    from .phantom import make_phantom
+
     index = _subject_index(subject_id)
     subject = DEMO_SUBJECTS[index]
     subject_seed = int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0])
