@@ -19,6 +19,7 @@ from conftest import REPO, require_flair_sample, require_reference_table
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: Quick settings per benchmark: the fewest repeats and the smallest sizes.
 QUICK_ARGS = {
+    "bids_input": ["--repeats", "1", "--sizes", "20"],
     "cohort": ["--repeats", "1", "--subjects", "20"],
     "dag": ["--repeats", "1", "--sizes", "20"],
     "demo": ["--repeats", "1", "--subjects", "2"],
