@@ -1,0 +1,173 @@
+"""Longitudinal change: rigid registration of two sessions, change detection, ITK transforms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from msprofile.geometry import Grid
+from msprofile.io import read_itk_affine
+from msprofile.longitudinal import ChangeClass, ChangeSettings, Session, analyse_pair, detect_change, match_intensities
+from msprofile.preprocess import preprocess
+from msprofile.registration import register_rigid, registration_quality
+
+from conftest import SampleSubject
+
+# ---------------------------------------------------------------------------------------------
+# Registration
+
+
+def _rigid(angle_deg: float, axis: int, translation_mm, center_mm) -> np.ndarray:
+    angle = np.radians(angle_deg)
+    c, s = np.cos(angle), np.sin(angle)
+    i, j = [a for a in range(3) if a != axis]
+    rotation = np.eye(3)
+    rotation[i, i], rotation[i, j], rotation[j, i], rotation[j, j] = c, -s, s, c
+    matrix = np.eye(4)
+    matrix[:3, :3] = rotation
+    matrix[:3, 3] = np.asarray(translation_mm) + center_mm - rotation @ center_mm
+    return matrix
+
+
+def test_registration_recovers_a_known_head_movement_and_is_reproducible():
+    """The follow-up is the baseline's voxels with its affine moved by a known rigid transform
+    (the head turned 4 degrees and shifted 6 mm between sessions): the registration must find
+    that transform, the same to the last bit twice, and rate the fit as good."""
+    subject = SampleSubject("105465")
+    brain = preprocess(subject.flair, subject.affine).brain_mask > 0
+    baseline_grid = Grid(subject.flair.shape, subject.affine)
+    brain_centre = (subject.affine @ np.r_[np.argwhere(brain).mean(axis=0), 1.0])[:3]
+    moved = _rigid(4.0, 2, (3.0, -4.0, 2.0), brain_centre) @ _rigid(2.0, 0, (0, 0, 0), brain_centre)
+    followup_grid = Grid(subject.flair.shape, moved @ subject.affine)
+
+    first = register_rigid(subject.flair, baseline_grid, brain, subject.flair, followup_grid, brain)
+    second = register_rigid(subject.flair, baseline_grid, brain, subject.flair, followup_grid, brain)
+    assert first.matrix.tobytes() == second.matrix.tobytes() and first.metric == second.metric
+
+    points = subject.affine @ np.c_[np.argwhere(brain)[::20], np.ones(len(np.argwhere(brain)[::20]))].T
+    error_mm = np.linalg.norm((first.matrix @ points - moved @ points)[:3], axis=0)
+    assert error_mm.mean() < 0.5 and error_mm.max() < 1.5, (error_mm.mean(), error_mm.max())
+    quality = registration_quality(
+        subject.flair, baseline_grid, brain, subject.flair, followup_grid, brain, first.matrix
+    )
+    assert quality["correlation"] > 0.95 and quality["mask_overlap_dice"] > 0.97, quality
+    unregistered = registration_quality(
+        subject.flair, baseline_grid, brain, subject.flair, followup_grid, brain, np.eye(4)
+    )
+    assert unregistered["correlation"] < quality["correlation"] - 0.2, unregistered
+
+
+def test_itk_transform_files_read_as_itk_maps_points(tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix([0.99, -0.05, 0.02, 0.06, 1.01, 0.03, -0.02, -0.03, 0.98])
+    transform.SetTranslation([4.0, -7.5, 12.0])
+    transform.SetCenter([10.0, -20.0, 5.0])
+    sitk.WriteTransform(transform, str(tmp_path / "t.txt"))
+    ras = read_itk_affine(tmp_path / "t.txt")
+    flip = np.array([-1.0, -1.0, 1.0])
+    for point_ras in ([0.0, 0.0, 0.0], [30.0, -12.0, 44.0], [-55.0, 70.0, -8.0]):
+        expected_lps = transform.TransformPoint(tuple(float(v) for v in np.asarray(point_ras) * flip))
+        np.testing.assert_allclose(ras @ np.r_[point_ras, 1.0], np.r_[np.asarray(expected_lps) * flip, 1.0], atol=1e-9)
+    (tmp_path / "bad.txt").write_text("#Insight Transform File V1.0\nTransform: BSplineTransform_double_3_3\n")
+    with pytest.raises(ValueError, match="not a 3-D ITK affine transform"):
+        read_itk_affine(tmp_path / "bad.txt")
+
+
+# ---------------------------------------------------------------------------------------------
+# Change detection on a phantom pair
+
+
+def _phantom_pair(seed: int = 0):
+    """Two sessions of a white-matter slab (intensity 100, noise 5) on one grid of 1 x 1 x 3 mm
+    voxels. Baseline: a stable lesion A, a lesion B that later grows, a lesion C that later
+    vanishes and a faint lesion D. Follow-up (scanner gain 1.3): A unchanged, B grown to twice
+    its width, C gone, a new lesion E, and D at the same intensity but now segmented."""
+    rng = np.random.default_rng(seed)
+    shape = (80, 80, 12)
+    brain = np.zeros(shape, bool)
+    brain[5:75, 5:75, 1:11] = True
+    baseline = rng.normal(100.0, 5.0, shape).astype(np.float32)
+    followup = rng.normal(100.0, 5.0, shape).astype(np.float32)
+    baseline_p = np.zeros(shape, np.float32)
+    followup_p = np.zeros(shape, np.float32)
+    boxes = {
+        "A": (slice(10, 18), slice(10, 18), slice(4, 7)),
+        "B": (slice(30, 36), slice(10, 18), slice(4, 7)),
+        "B_grown": (slice(30, 42), slice(10, 18), slice(4, 7)),
+        "C": (slice(55, 63), slice(10, 18), slice(4, 7)),
+        "D": (slice(10, 18), slice(40, 48), slice(4, 7)),
+        "E": (slice(40, 48), slice(50, 58), slice(4, 7)),
+    }
+    for name in ("A", "B", "C", "D"):
+        baseline[boxes[name]] += 60
+        baseline_p[boxes[name]] = 0.95 if name != "D" else 0.2
+    for name in ("A", "B_grown", "D", "E"):
+        followup[boxes[name]] += 60
+        followup_p[boxes[name]] = 0.95
+    return baseline, baseline_p, followup * 1.3, followup_p, brain, boxes
+
+
+def test_change_detection_calls_new_enlarging_and_vanished_lesions_but_not_a_resegmented_one():
+    baseline, baseline_p, followup, followup_p, brain, boxes = _phantom_pair()
+    voxel_ml = 3.0 / 1000
+    result = detect_change(baseline, baseline_p, followup, followup_p, brain, voxel_ml)
+    counts = result.counts()
+    assert counts["new_lesions"] == 1 and counts["enlarging_lesions"] == 1, counts
+    assert counts["vanished_lesions"] == 1 and counts["shrinking_lesions"] == 0, counts
+    labels = result.labels
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2}
+    assert (labels[boxes["E"]] == ChangeClass.NEW).mean() == 1.0
+    grown = np.zeros(brain.shape, bool)
+    grown[boxes["B_grown"]] = True
+    grown[boxes["B"]] = False
+    assert (labels[grown] == ChangeClass.ENLARGING).mean() > 0.9 and (labels[boxes["B"]] == 0).all()
+    # D brightened by nothing: segmented at follow-up only, it is not new. A is stable.
+    assert (labels[boxes["D"]] == 0).all() and (labels[boxes["A"]] == 0).all()
+    assert counts["new_volume_ml"] == pytest.approx(8 * 8 * 3 * voxel_ml)
+    assert counts["vanished_volume_ml"] == pytest.approx(8 * 8 * 3 * voxel_ml)
+    assert counts["enlarging_volume_ml"] == pytest.approx(6 * 8 * 3 * voxel_ml, rel=0.1)
+
+    # Segmentations alone (no intensity gate) would call the faint lesion D new.
+    ungated = detect_change(
+        baseline, baseline_p, followup, followup_p, brain, voxel_ml, ChangeSettings(intensity_change_sd=-1e9)
+    )
+    assert ungated.counts()["new_lesions"] == 2
+
+
+def test_a_session_against_itself_has_no_change_and_shapes_must_agree():
+    baseline, baseline_p, _, _, brain, _ = _phantom_pair()
+    rng = np.random.default_rng(3)
+    rescan = baseline * 0.8 + rng.normal(0, 3, baseline.shape).astype(np.float32)
+    result = detect_change(baseline, baseline_p, rescan, baseline_p, brain, 0.003)
+    assert result.counts()["new_or_enlarging_lesions"] == 0 and not result.labels.any() and result.lesions.empty
+    with pytest.raises(ValueError, match="share one grid"):
+        detect_change(baseline, baseline_p, rescan[:-1], baseline_p, brain, 0.003)
+    with pytest.raises(ValueError, match="do not overlap"):
+        detect_change(baseline, baseline_p, rescan, baseline_p, np.zeros_like(brain), 0.003)
+
+
+def test_intensity_matching_follows_the_target_histogram():
+    rng = np.random.default_rng(1)
+    source = rng.gamma(4.0, 20.0, (40, 40, 5)).astype(np.float32)
+    target = 3.0 * source**1.1 + 50
+    mask = np.ones(source.shape, bool)
+    matched = match_intensities(source, target, mask)
+    np.testing.assert_allclose(np.percentile(matched, [5, 50, 95]), np.percentile(target, [5, 50, 95]), rtol=0.01)
+
+
+def test_pair_analysis_works_on_the_follow_up_grid_through_the_registration():
+    """The baseline on its own grid, the follow-up on a grid shifted 5 mm: with the right
+    transform, the change map lands on the follow-up's grid in the follow-up's places."""
+    baseline, baseline_p, followup, followup_p, brain, boxes = _phantom_pair()
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    shift = np.eye(4)
+    shift[:3, 3] = (5.0, 0.0, 0.0)  # a baseline point -> the same anatomy in the follow-up's space
+    followup_grid = Grid(brain.shape, shift @ affine)
+    result = analyse_pair(
+        Session(baseline, brain, baseline_p, Grid(brain.shape, affine)),
+        Session(followup, brain, followup_p, followup_grid),
+        shift,
+    )
+    assert result.labels.shape == brain.shape and result.counts()["new_lesions"] == 1
+    assert (result.labels[boxes["E"]] == ChangeClass.NEW).all()
