@@ -20,6 +20,7 @@ pipeline (Schmidt et al., NeuroImage: Clinical 2019) and of Lesjak et al. (Neuro
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from enum import IntEnum
 
@@ -87,11 +88,14 @@ class ChangeResult:
     ``followup_volume_ml`` of the lesion; ``centroid_voxel``: its centre in the follow-up's
     voxel indices). ``difference_sd``: the intensity difference (follow-up minus matched
     baseline) in robust standard deviations, float32, 0 outside the brain.
+    ``baseline_matched``: the baseline FLAIR with the follow-up's intensities
+    (:func:`match_intensities`), float32, for pictures.
     """
 
     labels: np.ndarray
     lesions: pd.DataFrame
     difference_sd: np.ndarray
+    baseline_matched: np.ndarray
 
     def counts(self) -> dict:
         """Counts and volumes (mL) of each kind of change, JSON-ready."""
@@ -129,12 +133,12 @@ def match_intensities(source: np.ndarray, target: np.ndarray, mask: np.ndarray) 
     return np.interp(source, source_landmarks, target_landmarks[keep]).astype(np.float32)
 
 
-def difference_sd(baseline: np.ndarray, followup: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """Follow-up minus intensity-matched baseline, in robust standard deviations of that
-    difference inside ``brain`` (1.4826 x its median absolute deviation): float32, 0 outside
-    the brain. Raises ValueError when the brain is empty or the difference has no spread."""
+def difference_sd(matched: np.ndarray, followup: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """Follow-up minus the intensity-matched baseline (:func:`match_intensities`), in robust
+    standard deviations of that difference inside ``brain`` (1.4826 x its median absolute
+    deviation): float32, 0 outside the brain. Raises ValueError when the difference has no
+    spread."""
     brain = np.asarray(brain, bool)
-    matched = match_intensities(baseline, followup, brain)
     difference = np.where(brain, np.asarray(followup, np.float32) - matched, 0.0).astype(np.float32)
     inside = difference[brain]
     spread = _MAD_TO_SD * float(np.median(np.abs(inside - np.median(inside))))
@@ -173,7 +177,8 @@ def detect_change(
     if len(shapes) != 1:
         raise ValueError(f"the two sessions' arrays must share one grid, got shapes {sorted(shapes)}")
     brain = np.asarray(brain, bool)
-    change_sd = difference_sd(baseline_flair, followup_flair, brain)
+    matched = match_intensities(baseline_flair, followup_flair, brain)
+    change_sd = difference_sd(matched, followup_flair, brain)
     baseline_p = np.where(brain, baseline_lesion_probability, 0.0)
     followup_p = np.where(brain, followup_lesion_probability, 0.0)
     labels = np.zeros(brain.shape, np.uint8)
@@ -221,7 +226,7 @@ def detect_change(
                 }
             )
     lesions = pd.DataFrame(rows, columns=list(LESION_COLUMNS))
-    return ChangeResult(labels=labels, lesions=lesions, difference_sd=change_sd)
+    return ChangeResult(labels=labels, lesions=lesions, difference_sd=change_sd, baseline_matched=matched)
 
 
 @dataclass(frozen=True)
@@ -260,3 +265,27 @@ def analyse_pair(
         target.voxel_volume_ml,
         settings,
     )
+
+
+def change_detection_scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Agreement of a change map with an expert's, as Lesjak et al. (2016) score it.
+
+    ``predicted``, ``truth``: bool arrays of one grid (new or enlarging lesion voxels).
+    Lesions are 26-connected components. ``sensitivity``: share of the expert's lesions that
+    the prediction touches (NaN when the expert found none); ``precision``: share of the
+    predicted lesions that touch an expert lesion (NaN when none was predicted); ``dice``:
+    voxel Dice of the two maps (1.0 when both are empty); with the lesion counts.
+    """
+    predicted, truth = np.asarray(predicted, bool), np.asarray(truth, bool)
+    truth_lesions, n_truth = ndimage.label(truth, structure=_TWENTY_SIX)
+    predicted_lesions, n_predicted = ndimage.label(predicted, structure=_TWENTY_SIX)
+    found = np.count_nonzero(np.unique(truth_lesions[predicted & truth]))
+    right = np.count_nonzero(np.unique(predicted_lesions[predicted & truth]))
+    total = int(predicted.sum() + truth.sum())
+    return {
+        "sensitivity": found / n_truth if n_truth else math.nan,
+        "precision": right / n_predicted if n_predicted else math.nan,
+        "dice": 2.0 * float((predicted & truth).sum()) / total if total else 1.0,
+        "expert_lesions": int(n_truth),
+        "predicted_lesions": int(n_predicted),
+    }
