@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from msprofile.geometry import Grid
-from msprofile.io import read_itk_affine
+from msprofile.io import read_itk_affine, save_nifti
+from msprofile.jobs.demo import demo_phantom
 from msprofile.longitudinal import ChangeClass, ChangeSettings, Session, analyse_pair, detect_change, match_intensities
 from msprofile.preprocess import preprocess
 from msprofile.registration import register_rigid, registration_quality
+from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
 
-from conftest import SampleSubject
+from conftest import SampleSubject, make_project, planned_jobs, run_snakemake
 
 # ---------------------------------------------------------------------------------------------
 # Registration
@@ -171,3 +179,75 @@ def test_pair_analysis_works_on_the_follow_up_grid_through_the_registration():
     )
     assert result.labels.shape == brain.shape and result.counts()["new_lesions"] == 1
     assert (result.labels[boxes["E"]] == ChangeClass.NEW).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the workflow
+
+
+def _moved_session(phantom_flair: Path, moved: np.ndarray, path: Path) -> None:
+    """The phantom's FLAIR as another session: the same head, moved in the scanner by ``moved``
+    (scanner point -> scanner point), and brighter (another day's receiver gain)."""
+    image = nib.load(phantom_flair)
+    data = np.asarray(image.dataobj, dtype=np.float32) * 1.2
+    save_nifti(data.astype(np.int16), moved @ image.affine, path)
+
+
+@pytest.mark.slow
+def test_consecutive_sessions_are_paired_through_the_workflow(tmp_path):
+    """A subject scanned in sessions 01 and 02 (days 0 and 180) and a subject scanned once: one
+    change analysis, on the follow-up's grid, the same bytes when run again; a third session
+    (10, day 400) adds its own scan's chain and the one new pair (02 to 10), nothing else."""
+    project = make_project(tmp_path)
+    data = project / "data"
+    ms, hc = DEMO_SUBJECTS[0].subject_id, DEMO_SUBJECTS[8].subject_id
+    ms_files = demo_phantom(ms, 7, data / ms)
+    demo_phantom(hc, 7, data / hc)
+    centre = (nib.load(ms_files["flair"]).affine @ np.r_[np.array(nib.load(ms_files["flair"]).shape) / 2, 1])[:3]
+    _moved_session(ms_files["flair"], _rigid(3.0, 2, (2.0, -3.0, 1.0), centre), data / "ms_02.nii.gz")
+    _moved_session(ms_files["flair"], _rigid(-2.0, 2, (-1.5, 2.0, 0.0), centre), data / "ms_10.nii.gz")
+    header = "subject_id\tsession\tflair\tgroup\tage\tsex\tdays\n"
+    rows = [
+        f"{ms}\t01\t../data/{ms}/flair.nii.gz\tMS\t40\tF\t0\n",
+        f"{ms}\t02\t../data/ms_02.nii.gz\tMS\t40.5\tF\t180\n",
+        f"{hc}\t\t../data/{hc}/flair.nii.gz\tHC\t50\tM\t\n",
+    ]
+    sheet = project / "config" / "subjects.tsv"
+    sheet.write_text(header + "".join(rows))
+    table = "results/longitudinal/longitudinal.tsv"
+    run_snakemake(project, "--cores", "2", table)
+
+    longitudinal = project / "results" / "longitudinal"
+    assert sorted(p.name for p in longitudinal.iterdir()) == sorted([ms, "longitudinal.parquet", "longitudinal.tsv"])
+    pair = longitudinal / ms / "01_to_02"
+    assert sorted(p.name for p in pair.iterdir()) == ["change.json", "change_qc.png", "new_or_enlarging_lesions.nii.gz"]
+    labels = nib.load(pair / "new_or_enlarging_lesions.nii.gz")
+    followup = nib.load(data / "ms_02.nii.gz")
+    assert labels.get_data_dtype() == np.uint8 and labels.shape == followup.shape
+    np.testing.assert_allclose(labels.affine, followup.affine, atol=1e-4)
+    change = json.loads((pair / "change.json").read_text())
+    assert change["status"] == "ok" and change["qc_flags"] == [] and change["interval_days"] == 180.0
+    assert change["registration"]["correlation"] > 0.9, change["registration"]
+    # The same head moved and brightened: no lesion changed.
+    assert change["counts"]["new_or_enlarging_lesions"] == 0 and change["counts"]["vanished_lesions"] == 0
+    cohort = pd.read_csv(project / table, sep="\t", dtype={"baseline_session": str, "followup_session": str})
+    assert len(cohort) == 1 and cohort.loc[0, "status"] == "ok"
+    assert (cohort.loc[0, "baseline_session"], cohort.loc[0, "followup_session"]) == ("01", "02")
+    assert cohort.loc[0, "new_or_enlarging_lesions"] == 0 and cohort.loc[0, "interval_days"] == 180
+
+    first = {p.name: p.read_bytes() for p in pair.iterdir()}
+    shutil.rmtree(pair)
+    run_snakemake(project, "--cores", "2", *(f"results/longitudinal/{ms}/01_to_02/{name}" for name in first))
+    assert {p.name: p.read_bytes() for p in pair.iterdir()} == first, "two runs differ"
+
+    sheet.write_text(header + "".join(rows) + f"{ms}\t10\t../data/ms_10.nii.gz\tMS\t41\tF\t400\n")
+    assert planned_jobs(project, "--cores", "1", table) == {
+        "preprocess": 1,
+        "segment": 1,
+        "longitudinal_change": 1,
+        "longitudinal_table": 1,
+    }
+    run_snakemake(project, "--cores", "2", table)
+    cohort = pd.read_csv(project / table, sep="\t", dtype={"baseline_session": str, "followup_session": str})
+    assert list(zip(cohort["baseline_session"], cohort["followup_session"])) == [("01", "02"), ("02", "10")]
+    assert (pair / "change.json").read_bytes() == first["change.json"]
