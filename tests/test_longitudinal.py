@@ -251,3 +251,59 @@ def test_consecutive_sessions_are_paired_through_the_workflow(tmp_path):
     cohort = pd.read_csv(project / table, sep="\t", dtype={"baseline_session": str, "followup_session": str})
     assert list(zip(cohort["baseline_session"], cohort["followup_session"])) == [("01", "02"), ("02", "10")]
     assert (pair / "change.json").read_bytes() == first["change.json"]
+
+
+def _write_session(folder: Path, flair: np.ndarray, probability: np.ndarray, brain: np.ndarray) -> dict:
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    folder.mkdir(parents=True)
+    files = {name: folder / f"{name}.nii.gz" for name in ("flair", "brain_mask", "segmentation")}
+    save_nifti(flair.astype(np.float32), affine, files["flair"])
+    save_nifti(brain.astype(np.uint8), affine, files["brain_mask"])
+    save_nifti((probability >= 0.5).astype(np.uint8) * 2, affine, files["segmentation"])
+    return files
+
+
+def test_the_change_job_flags_a_failed_registration_and_the_table_leaves_it_uncounted(tmp_path):
+    from msprofile.jobs.longitudinal import change_pair, longitudinal_table
+
+    baseline, baseline_p, followup, followup_p, brain, _ = _phantom_pair()
+    sessions = {
+        "01": _write_session(tmp_path / "s01", baseline, baseline_p, brain),
+        "02": _write_session(tmp_path / "s02", followup, followup_p, brain),
+        "03": _write_session(tmp_path / "s03", followup, followup_p, np.zeros_like(brain)),
+    }
+    outputs = {}
+    for baseline_session, followup_session in (("01", "02"), ("02", "03")):
+        pair = tmp_path / "longitudinal" / "p1" / f"{baseline_session}_to_{followup_session}"
+        outputs[followup_session] = change_pair(
+            "p1",
+            baseline_session,
+            followup_session,
+            sessions[baseline_session],
+            sessions[followup_session],
+            baseline_scan=f"p1_ses-{baseline_session}",
+            followup_scan=f"p1_ses-{followup_session}",
+            interval_days=90.0,
+            settings=ChangeSettings(),
+            labels_path=pair / "new_or_enlarging_lesions.nii.gz",
+            change_json_path=pair / "change.json",
+            qc_png_path=pair / "change_qc.png",
+        )
+    good, failed = outputs["02"], outputs["03"]
+    assert good["status"] == "ok" and good["counts"]["new_lesions"] == 1 and good["counts"]["vanished_lesions"] == 1
+    assert failed["status"] == "registration_failed" and failed["qc_flags"] == ["registration_failed"]
+    assert failed["counts"] is None and "brain mask is empty" in failed["registration"]["error"]
+    failed_dir = tmp_path / "longitudinal" / "p1" / "02_to_03"
+    assert not np.asarray(nib.load(failed_dir / "new_or_enlarging_lesions.nii.gz").dataobj).any()
+    assert (failed_dir / "change_qc.png").stat().st_size > 0
+
+    crashed = tmp_path / "longitudinal" / "p2" / "a_to_b" / "change.json"
+    crashed.parent.mkdir(parents=True)
+    crashed.write_bytes(b"")  # the placeholder of a failed job (on_error: record)
+    paths = [tmp_path / "longitudinal" / "p1" / name / "change.json" for name in ("01_to_02", "02_to_03")] + [crashed]
+    table = longitudinal_table(paths, tmp_path / "l.parquet", tmp_path / "l.tsv")
+    assert list(table["status"]) == ["ok", "registration_failed", "failed"]
+    assert list(table["qc_flags"]) == ["", "registration_failed", "job_failed"]
+    assert table.loc[0, "new_lesions"] == 1 and table[["new_lesions", "vanished_volume_ml"]].iloc[1:].isna().all().all()
+    assert table.loc[2, "subject_id"] == "p2" and table.loc[0, "interval_days"] == 90.0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "l.parquet"), table)
