@@ -1,6 +1,6 @@
 """New, enlarging, shrinking and vanished lesions between two sessions of one subject.
 
-Arrays in, arrays and a table out (docs/method.md section 7). Both sessions' FLAIRs, lesion
+Arrays in, arrays and a table out (docs/method.md section 8). Both sessions' FLAIRs, lesion
 probabilities and brain masks are given on one grid, the follow-up's native grid: the baseline's
 are resampled onto it through the rigid registration (:mod:`msprofile.registration`) before
 this module sees them.

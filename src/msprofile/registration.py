@@ -6,7 +6,7 @@ scanner RAS+ millimetres), a :class:`RigidTransform` out. SimpleITK works in LPS
 coordinates; the conversion happens here and nowhere else, so the rest of the package sees RAS+
 affines only.
 
-The method (docs/method.md section 7): a 6-degree-of-freedom rigid transform (Euler angles and a
+The method (docs/method.md section 8): a 6-degree-of-freedom rigid transform (Euler angles and a
 translation), started from the alignment of the two brain masks' centres of mass, fitted by
 maximising Mattes mutual information (robust to the contrast and bias-field differences between
 two sessions, even of two scanners) over the voxels inside the baseline's brain mask and the
