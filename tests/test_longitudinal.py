@@ -149,6 +149,9 @@ def test_a_session_against_itself_has_no_change_and_shapes_must_agree():
     rescan = baseline * 0.8 + rng.normal(0, 3, baseline.shape).astype(np.float32)
     result = detect_change(baseline, baseline_p, rescan, baseline_p, brain, 0.003)
     assert result.counts()["new_or_enlarging_lesions"] == 0 and not result.labels.any() and result.lesions.empty
+    # One file listed as two sessions: no change, not an error.
+    same = detect_change(baseline, baseline_p, baseline, baseline_p, brain, 0.003)
+    assert not same.labels.any() and same.lesions.empty and np.abs(same.difference_sd).max() < 0.01
     with pytest.raises(ValueError, match="share one grid"):
         detect_change(baseline, baseline_p, rescan[:-1], baseline_p, brain, 0.003)
     with pytest.raises(ValueError, match="do not overlap"):

@@ -34,6 +34,9 @@ from .geometry import Grid, resample
 _TWENTY_SIX = ndimage.generate_binary_structure(3, 3)
 #: 1.4826 x the median absolute deviation estimates a normal distribution's standard deviation.
 _MAD_TO_SD = 1.4826
+#: The smallest difference spread, as a share of the follow-up's intensity spread in the brain
+#: (two real scans of one head differ by far more: noise alone is some 5-10 %).
+_MIN_DIFFERENCE_SD = 1e-3
 
 
 class ChangeClass(IntEnum):
@@ -136,14 +139,17 @@ def match_intensities(source: np.ndarray, target: np.ndarray, mask: np.ndarray) 
 def difference_sd(matched: np.ndarray, followup: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """Follow-up minus the intensity-matched baseline (:func:`match_intensities`), in robust
     standard deviations of that difference inside ``brain`` (1.4826 x its median absolute
-    deviation): float32, 0 outside the brain. Raises ValueError when the difference has no
-    spread."""
+    deviation, at least :data:`_MIN_DIFFERENCE_SD` of the follow-up's own spread): float32, 0
+    outside the brain."""
     brain = np.asarray(brain, bool)
     difference = np.where(brain, np.asarray(followup, np.float32) - matched, 0.0).astype(np.float32)
     inside = difference[brain]
     spread = _MAD_TO_SD * float(np.median(np.abs(inside - np.median(inside))))
-    if spread <= 0:
-        raise ValueError("the two sessions' images are identical inside the brain or have no contrast")
+    # Two identical scans (a sheet listing one file twice) differ by float rounding only: the
+    # floor keeps rounding from being scaled up to "change".
+    tissue = np.asarray(followup, np.float32)[brain]
+    floor = _MIN_DIFFERENCE_SD * _MAD_TO_SD * float(np.median(np.abs(tissue - np.median(tissue))))
+    spread = max(spread, floor, np.finfo(np.float32).tiny)
     return np.where(brain, (difference - np.median(inside)) / spread, 0.0).astype(np.float32)
 
 
