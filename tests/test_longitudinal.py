@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from msprofile.preprocess import preprocess
 from msprofile.registration import register_rigid, registration_quality
 from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
 
-from conftest import SampleSubject, make_project, planned_jobs, run_snakemake
+from conftest import REPO, SampleSubject, make_project, planned_jobs, require_lesjak, run_snakemake
 
 # ---------------------------------------------------------------------------------------------
 # Registration
@@ -310,3 +311,24 @@ def test_the_change_job_flags_a_failed_registration_and_the_table_leaves_it_unco
     assert table.loc[0, "new_lesions"] == 1 and table[["new_lesions", "vanished_volume_ml"]].iloc[1:].isna().all().all()
     assert table.loc[2, "subject_id"] == "p2" and table.loc[0, "interval_days"] == 90.0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "l.parquet"), table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy on public ground truth
+
+
+@pytest.mark.slow
+def test_lesjak_patient01_change_detection_keeps_its_measured_accuracy(tmp_path):
+    """The benchmark's pipeline (the workflow's jobs) on Lesjak et al.'s patient 01: floors at
+    the measured figures (sensitivity 4 of 13 expert lesions, 0.31; precision 0.56; Dice 0.55;
+    registration 0.45 mm from the data set's transforms) minus a margin of about one lesion.
+    These are far below the issue's targets (README, docs/method.md section 8 say why)."""
+    require_lesjak()
+    spec = importlib.util.spec_from_file_location("benchmark_longitudinal", REPO / "benchmarks" / "longitudinal.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    files = {study: benchmark.segment_study("01", study, tmp_path) for study in ("study1", "study2")}
+    result = benchmark.evaluate_patient("01", files, tmp_path)
+    assert result["status"] == "ok" and result["registration_correlation"] > 0.8, result
+    assert result["registration_error_mm"] < 1.0, result
+    assert result["sensitivity"] >= 0.23 and result["precision"] >= 0.4 and result["dice"] >= 0.45, result
