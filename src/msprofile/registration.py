@@ -10,11 +10,12 @@ The method (docs/method.md section 8): a 6-degree-of-freedom rigid transform (Eu
 translation), started from the alignment of the two brain masks' centres of mass, fitted by
 maximising Mattes mutual information (robust to the contrast and bias-field differences between
 two sessions, even of two scanners) over the voxels inside the baseline's brain mask and the
-follow-up's, in two resolution levels, with a regular-step gradient descent. Deterministic by
-construction: the metric samples every voxel of the masks on a regular grid (no random
-sampling) and the registration runs on one thread, so that the same inputs give the same
-transform to the last bit on any machine (a multi-threaded metric sums partial results in an
-order that depends on the thread count).
+follow-up's, in three resolution levels, with a regular-step gradient descent. Deterministic
+by construction: the metric samples a share of the masked voxels on a regular grid whose
+jitter comes from a fixed seed, and the registration runs on one thread (the metric and the
+pyramid's filters), so that the same inputs give the same transform to the last bit (a
+multi-threaded metric sums partial results in an order that depends on the thread count).
+Another SimpleITK or ITK version may still differ in the last bits.
 """
 
 from __future__ import annotations
