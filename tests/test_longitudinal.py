@@ -20,7 +20,7 @@ from msprofile.preprocess import preprocess
 from msprofile.registration import register_rigid, registration_quality
 from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
 
-from conftest import REPO, SampleSubject, make_project, planned_jobs, require_lesjak, run_snakemake
+from conftest import REPO, SampleSubject, change_config, make_project, planned_jobs, require_lesjak, run_snakemake
 
 # ---------------------------------------------------------------------------------------------
 # Registration
@@ -255,6 +255,9 @@ def test_consecutive_sessions_are_paired_through_the_workflow(tmp_path):
     cohort = pd.read_csv(project / table, sep="\t", dtype={"baseline_session": str, "followup_session": str})
     assert list(zip(cohort["baseline_session"], cohort["followup_session"])) == [("01", "02"), ("02", "10")]
     assert (pair / "change.json").read_bytes() == first["change.json"]
+    # A change-detection setting reruns the pairs and their table, no scan's work.
+    change_config(project, {"longitudinal": {"intensity_change_sd": 3.0}})
+    assert planned_jobs(project, "--cores", "1", table) == {"longitudinal_change": 2, "longitudinal_table": 1}
 
 
 def _write_session(folder: Path, flair: np.ndarray, probability: np.ndarray, brain: np.ndarray) -> dict:

@@ -30,6 +30,7 @@ rule longitudinal_change:
         runtime=10,
     params:
         pair=pair_value,
+        settings=config["longitudinal"],
     script:
         "../scripts/longitudinal_change.py"
 

@@ -22,7 +22,7 @@ run_subject_job(
         baseline_scan=pair["baseline_scan"],
         followup_scan=pair["followup_scan"],
         interval_days=pair["interval_days"],
-        settings=ChangeSettings(),
+        settings=ChangeSettings(**snakemake.params.settings),
         labels_path=snakemake.output.labels,
         change_json_path=snakemake.output.change,
         qc_png_path=snakemake.output.qc_png,
