@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_flair_sample, require_reference_table
+from conftest import REPO, require_flair_sample, require_lesjak, require_reference_table
 
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: Quick settings per benchmark: the fewest repeats and the smallest sizes.
@@ -24,12 +24,14 @@ QUICK_ARGS = {
     "dag": ["--repeats", "1", "--sizes", "20"],
     "demo": ["--repeats", "1", "--subjects", "2"],
     "lesions": ["--passes", "1", "--subjects", "104252"],
+    "longitudinal": ["--quick", "--patients", "01"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
     "segment": ["--repeats", "1", "--shipped-only"],
     "throughput": ["--subjects", "2", "--repeats", "1"],
 }
 NEEDS_SAMPLE = {"lesions", "preprocess", "segment"}
 NEEDS_REFERENCE_TABLE = {"cohort"}
+NEEDS_LESJAK = {"longitudinal"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")
 
 
@@ -52,6 +54,8 @@ def test_benchmark_runs_and_prints_figures(path):
         require_flair_sample()
     if path.stem in NEEDS_REFERENCE_TABLE:
         require_reference_table()
+    if path.stem in NEEDS_LESJAK:
+        require_lesjak()
     result = subprocess.run(
         [sys.executable, str(path), *QUICK_ARGS[path.stem]], capture_output=True, text=True, cwd=REPO
     )

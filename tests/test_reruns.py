@@ -155,6 +155,8 @@ SUBJECT_CHAINS = {"preprocess": 5, "segment": 5, "lesion_metrics": 5, **AGGREGAT
             id="segmentation.save_probabilities",
         ),
         pytest.param({"training": {"epochs": 3, "name": "other"}}, {}, id="training"),
+        # The demo has no sessions, so no pairs; tests/test_longitudinal.py checks a cohort with some.
+        pytest.param({"longitudinal": {"intensity_change_sd": 3.0}}, {}, id="longitudinal"),
         pytest.param(
             {"stats": {"remove_outliers": True}},
             {"statistics_outliers_removed": 1, "figures_outliers_removed": 1, "all": 1},

@@ -318,11 +318,11 @@ def test_valid_sheet_round_trip(tmp_path, monkeypatch):
         touch(folder / "img" / name)
     touch(tmp_path / "study" / "shared.nii.gz")
     lines = [
-        " subject_id \tflair\tgroup\tage\tsex\twmh_mask\tventricles_mask\tskull_stripped",
-        "s1\timg/s1.nii.gz\tMS\t44\tF\timg/s1_wmh.nii\t\tYes",
+        " subject_id \tflair\tgroup\tage\tsex\twmh_mask\tventricles_mask\tskull_stripped\tdays",
+        "s1\timg/s1.nii.gz\tMS\t44\tF\timg/s1_wmh.nii\t\tYes\t0",
         "",
-        " s2 \t./img/s2.nii \t HC\t\t\t\t../shared.nii.gz\t0",
-        "s3\timg/../img/s1.nii.gz\tMS\t 7.5 \tM\t\t\t",
+        " s2 \t./img/s2.nii \t HC\t\t\t\t../shared.nii.gz\t0\t",
+        "s3\timg/../img/s1.nii.gz\tMS\t 7.5 \tM\t\t\t\t 365.5",
     ]
     sheet = folder / "subjects.tsv"
     sheet.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
@@ -342,12 +342,13 @@ def test_valid_sheet_round_trip(tmp_path, monkeypatch):
         "group": "MS",
         "age": 44.0,
         "sex": "F",
+        "days": 0.0,
         "wmh_mask": "config/img/s1_wmh.nii",
         "ventricles_mask": "",
         "brain_mask": "",
         "skull_stripped": True,
     }
-    assert math.isnan(records["s2"].pop("age"))
+    assert math.isnan(records["s2"].pop("age")) and math.isnan(records["s2"].pop("days"))
     assert records["s2"] == {
         "subject_id": "s2",
         "session": "",
@@ -359,10 +360,11 @@ def test_valid_sheet_round_trip(tmp_path, monkeypatch):
         "brain_mask": "",
         "skull_stripped": False,
     }
-    assert (records["s3"]["flair"], records["s3"]["age"], records["s3"]["skull_stripped"]) == (
+    assert (records["s3"]["flair"], records["s3"]["age"], records["s3"]["skull_stripped"], records["s3"]["days"]) == (
         "config/img/s1.nii.gz",
         7.5,
         False,
+        365.5,
     )
 
 

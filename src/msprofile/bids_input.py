@@ -220,7 +220,7 @@ def load_bids_scans(
         raise BidsInputError(bids_dir, problems)
     frame = pd.DataFrame.from_records(records, columns=["scan_id", *OUTPUT_COLUMNS])
     frame = frame.sort_values(["subject_id", "session"], key=lambda column: column.map(session_sort_key), kind="stable")
-    return frame.astype({"age": float, "skull_stripped": bool}).set_index("scan_id")
+    return frame.astype({"age": float, "days": float, "skull_stripped": bool}).set_index("scan_id")
 
 
 def _files(layout, **filters) -> pd.DataFrame:

@@ -304,8 +304,14 @@ def same_grid_reoriented(data: np.ndarray, source: Grid, target: Grid, *, atol_m
     return np.ascontiguousarray(reoriented)
 
 
-def resample(data: np.ndarray, source: Grid, target: Grid, *, order: int) -> np.ndarray:
+def resample(
+    data: np.ndarray, source: Grid, target: Grid, *, order: int, transform: np.ndarray | None = None
+) -> np.ndarray:
     """Resample ``data`` from ``source`` onto ``target`` through the two affines.
+
+    ``transform`` (4 x 4) maps a point of the target's space (mm) to the matching point of the
+    source's, for grids of two scans of one head (a rigid registration's result); None: both
+    grids lie in one space.
 
     ``order`` 1 (linear) is for images; ``order`` 0 (nearest neighbour) is for label
     volumes, the only interpolation that keeps labels labels. When the target samples
@@ -315,7 +321,8 @@ def resample(data: np.ndarray, source: Grid, target: Grid, *, order: int) -> np.
     voxel of the edge still takes the edge voxel, as nearest neighbour should). Returns an array of ``target.shape``
     with the dtype of ``data``.
     """
-    target_to_source = np.linalg.solve(source.affine, target.affine)
+    target_affine = target.affine if transform is None else np.asarray(transform, dtype=float) @ target.affine
+    target_to_source = np.linalg.solve(source.affine, target_affine)
     if order > 0:
         downsampling = np.sqrt((target_to_source[:3, :3] ** 2).sum(axis=0))
         sigma = np.zeros(3)

@@ -142,3 +142,40 @@ def _wrap(pieces: list[tuple[str, tuple]], width_px: float, measure) -> list[lis
         line.append((text, colour))
         used += measure(text)
     return [*lines, line]
+
+
+#: Colours of the change picture: new lesions vermillion, the grown part of enlarging ones yellow
+#: (Okabe-Ito).
+CHANGE_RGB = {1: (213, 94, 0), 2: (240, 228, 66)}
+
+
+def change_montage(
+    baseline: np.ndarray, followup: np.ndarray, difference_sd: np.ndarray, labels: np.ndarray, title: str
+) -> np.ndarray:
+    """Two axial slices (the two with the most change, else two spread over the brain), each as
+    four tiles: the registered, intensity-matched baseline, the follow-up, the difference
+    (follow-up minus baseline, -5 to +5 robust SDs from black to white) and the change labels
+    on the follow-up (:data:`CHANGE_RGB`). Canonical (RAS+) arrays (X, Y, Z) of one shape;
+    ``labels``: :class:`msprofile.longitudinal.ChangeClass` codes. Returns RGB uint8 (H, W, 3).
+    """
+    per_slice = np.asarray(labels > 0).sum(axis=(0, 1))
+    if per_slice.any():
+        slices = sorted(int(k) for k in np.argsort(-per_slice, kind="stable")[:2])
+    else:
+        slices = spread_slices(difference_sd != 0, 4)[1:3]
+    slices = (slices * 2)[:2]
+    window_high = float(np.percentile(followup, 99.5)) or 1.0
+    tiles = []
+    for k in slices:
+        grey = [np.clip(image[:, :, k] / window_high * 255.0, 0, 255) for image in (baseline, followup)]
+        grey.append(np.clip((difference_sd[:, :, k] + 5.0) / 10.0 * 255.0, 0, 255))
+        grey.append(grey[1])
+        rgb = [np.repeat(g[..., None], 3, axis=-1).astype(np.float32) for g in grey]
+        for code, colour in CHANGE_RGB.items():
+            where = labels[:, :, k] == code
+            rgb[3][where] = (1 - FILL_OPACITY) * rgb[3][where] + FILL_OPACITY * np.asarray(colour, np.float32)
+        tiles.extend(rgb)
+    stack = np.round(np.stack(tiles, axis=2)).astype(np.uint8)
+    header = [(f"{title}   baseline (registered) | follow-up | difference | ", _WHITE)]
+    header += [("new", CHANGE_RGB[1]), (" enlarging", CHANGE_RGB[2]), (f"   {RADIOLOGICAL_NOTE}", _WHITE)]
+    return montage(stack, [k for k in slices for _ in range(4)], header)

@@ -40,6 +40,7 @@ OUTPUT_COLUMNS = (
     "group",
     "age",
     "sex",
+    "days",
     "wmh_mask",
     "ventricles_mask",
     "brain_mask",
@@ -324,7 +325,7 @@ def _parse_flag(text: str) -> bool | str:
 
 # Cells that are not text in the schema; a cell that does not convert stays a string,
 # so that the schema's type check reports it.
-_CONVERTERS = {"age": _parse_number, "skull_stripped": _parse_flag}
+_CONVERTERS = {"age": _parse_number, "days": _parse_number, "skull_stripped": _parse_flag}
 
 
 def _to_instance(cells: dict[str, str], required: Collection[str]) -> dict[str, Any]:
@@ -392,6 +393,7 @@ class _RowChecker:
             "session": instance.get("session", ""),
             "group": instance["group"],
             "age": instance.get("age", math.nan),
+            "days": instance.get("days", math.nan),
             "sex": instance.get("sex", ""),
             "skull_stripped": instance.get("skull_stripped", False),
             **{column: paths.get(column, "") for column in PATH_COLUMNS},
@@ -400,4 +402,4 @@ class _RowChecker:
 
 def _to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records, columns=["scan_id", *OUTPUT_COLUMNS])
-    return frame.astype({"age": float, "skull_stripped": bool}).set_index("scan_id")
+    return frame.astype({"age": float, "days": float, "skull_stripped": bool}).set_index("scan_id")

@@ -46,13 +46,14 @@ def logged(log_path: str | os.PathLike, job: str) -> Iterator[logging.Logger]:
         handler.close()
 
 
-def run_subject_job(smk, step: str, work: Callable[[], None], *, upstream=()) -> bool:
+def run_subject_job(smk, step: str, work: Callable[[], None], *, upstream=(), subject_id: str | None = None) -> bool:
     """The body of a per-subject rule's script: ``work()`` as :func:`run_subject_step` for the
     job's subject, logged to the job's log, under the config's ``on_error``.
 
-    ``smk`` is the script's ``snakemake`` object; the rule's outputs all lie in the subject's
-    folder, which holds the failure record."""
-    subject_id = smk.wildcards.subject
+    ``smk`` is the script's ``snakemake`` object; the rule's outputs all lie in one folder (the
+    subject's, or a longitudinal pair's), which holds the failure record. ``subject_id``: what
+    the log and the record name (default: the ``subject`` wildcard)."""
+    subject_id = subject_id or smk.wildcards.subject
     with logged(smk.log[0], f"{step} {subject_id}"):
         return run_subject_step(
             step,

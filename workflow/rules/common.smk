@@ -14,7 +14,12 @@ from msprofile import __version__ as msprofile_version
 from msprofile.bids_input import BidsInputError, load_bids_scans
 from msprofile.derivatives import DERIVATIVES, DerivativesError, bids_scans
 from msprofile.outputs import figure_names, stats_tables
-from msprofile.scans import SCAN_ID_PATTERN
+from msprofile.scans import (
+    SCAN_ID_PATTERN,
+    SESSION_PATTERN,
+    SUBJECT_ID_PATTERN,
+    session_sort_key,
+)
 from msprofile.synthetic import demo_cohort
 from msprofile.sheet import SheetError, load_subject_sheet
 
@@ -201,6 +206,78 @@ def subject_value(column):
     return lambda wildcards: values[wildcards.subject]
 
 
+def _session_pairs():
+    """The longitudinal pairs: per subject with two or more sessions, each session and the next
+    one, in the order of the sheet's days where every session of the subject has them, else of
+    the session labels sorted naturally. Keyed by (subject ID, baseline session, follow-up
+    session); values give the two scan IDs and the interval in days (None when unknown).
+    """
+    pairs = {}
+    scans = SUBJECTS[SUBJECTS["session"] != ""]
+    for subject_id, rows in scans.groupby("subject_id", sort=True):
+        by_days = bool(rows["days"].notna().all())
+        order = sorted(
+            rows.index,
+            key=lambda scan: (
+                rows.at[scan, "days"] if by_days else 0.0,
+                session_sort_key(rows.at[scan, "session"]),
+            ),
+        )
+        for baseline, followup in zip(order, order[1:]):
+            interval = rows.at[followup, "days"] - rows.at[baseline, "days"]
+            pairs[
+                (subject_id, rows.at[baseline, "session"], rows.at[followup, "session"])
+            ] = {
+                "baseline_scan": baseline,
+                "followup_scan": followup,
+                "interval_days": None if pd.isna(interval) else float(interval),
+            }
+    return pairs
+
+
+SESSION_PAIRS = _session_pairs()
+# One folder per pair of consecutive sessions of a subject.
+PAIR_DIR = f"{RESULTS}/longitudinal/{{subject_id}}/{{baseline}}_to_{{followup}}"
+PAIR_FILES = ("new_or_enlarging_lesions.nii.gz", "change.json", "change_qc.png")
+
+
+def pair_value(wildcards):
+    """Params function: the pair's scans and interval (SESSION_PAIRS)."""
+    return SESSION_PAIRS[(wildcards.subject_id, wildcards.baseline, wildcards.followup)]
+
+
+def pair_inputs(wildcards):
+    """Input function: each session's FLAIR, brain mask, segmentation and (with
+    segmentation.save_probabilities) class probabilities, as baseline_* and followup_*.
+    """
+    pair = pair_value(wildcards)
+    files = {}
+    for role in ("baseline", "followup"):
+        scan = pair[f"{role}_scan"]
+        files[f"{role}_flair"] = ALL_SUBJECTS.at[scan, "flair"]
+        names = ["brain_mask", "segmentation"]
+        if config["segmentation"]["save_probabilities"]:
+            names.append("probabilities")
+        for name in names:
+            files[f"{role}_{name}"] = f"{RESULTS}/subjects/{scan}/{name}.nii.gz"
+    return files
+
+
+def longitudinal_outputs():
+    """Every pair's change files and the cohort's table of changes (none without pairs)."""
+    if not SESSION_PAIRS:
+        return []
+    return [
+        *(
+            f"{RESULTS}/longitudinal/{subject_id}/{baseline}_to_{followup}/{name}"
+            for subject_id, baseline, followup in SESSION_PAIRS
+            for name in PAIR_FILES
+        ),
+        f"{RESULTS}/longitudinal/longitudinal.parquet",
+        f"{RESULTS}/longitudinal/longitudinal.tsv",
+    ]
+
+
 def given_brain_mask(wildcards):
     """Input function: the brain mask given for the scan (sheet column brain_mask, or
     bids.brain_masks), or nothing."""
@@ -276,6 +353,7 @@ def final_outputs():
         *segment_outputs(),
         *lesion_outputs(),
         *evaluation_outputs(),
+        *longitudinal_outputs(),
         *rules.cohort_table.output,
         *(rules.bids_derivatives.output if BIDS_DERIVATIVES else []),
         *statistics,

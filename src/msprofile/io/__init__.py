@@ -440,3 +440,31 @@ def load_manual_labels(subject_id: str, wmh_path, ventricles_path, grid: Grid | 
     lesions, grid = load_mask(wmh_path, subject_id, "lesion", grid)
     ventricles, grid = load_mask(ventricles_path, subject_id, "ventricle", grid)
     return label_volume(lesions, ventricles), grid
+
+
+def read_itk_affine(path: str | os.PathLike) -> np.ndarray:
+    """An affine transform from an ITK "Insight Transform File" (text, one transform of the
+    ``AffineTransform`` / ``MatrixOffsetTransformBase`` family: 12 parameters, the row-major
+    3 x 3 matrix and the translation, and the centre as its 3 fixed parameters, in ITK's LPS+
+    physical coordinates), as the 4 x 4 matrix mapping the same points in RAS+ mm
+    (:func:`msprofile.registration.itk_affine_to_ras`). Raises ValueError naming the file for
+    anything else."""
+    from ..registration import itk_affine_to_ras
+
+    fields = {}
+    for line in Path(path).read_text().splitlines():
+        key, _, value = line.partition(":")
+        if value and not key.startswith("#"):
+            fields[key.strip()] = value.split()
+    kind = (fields.get("Transform") or ["?"])[0]
+    parameters = [float(v) for v in fields.get("Parameters", [])]
+    center = [float(v) for v in fields.get("FixedParameters", [])]
+    if (
+        not kind.startswith(("AffineTransform", "MatrixOffsetTransformBase"))
+        or len(parameters) != 12
+        or len(center) != 3
+    ):
+        raise ValueError(
+            f"{path}: not a 3-D ITK affine transform file (transform {kind}, {len(parameters)} parameters)"
+        )
+    return itk_affine_to_ras(parameters[:9], parameters[9:], center)
