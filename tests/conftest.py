@@ -40,14 +40,6 @@ def require_flair_sample() -> Path:
     return require_shared_data(FLAIR_SAMPLE / "subjects.tsv", "real FLAIR sample").parent
 
 
-def require_lesjak() -> Path:
-    """The Lesjak et al. longitudinal data ../shared/data/lesjak_longitudinal (see
-    :func:`require_shared_data`)."""
-    return require_shared_data(
-        FLAIR_SAMPLE.parent / "lesjak_longitudinal" / "scans.tsv", "Lesjak longitudinal data"
-    ).parent
-
-
 def require_reference_table() -> Path:
     """The reference study's 1,380-subject cohort table (see :func:`require_shared_data`)."""
     return require_shared_data(COHORT_SEED_TABLE, "reference cohort table")
