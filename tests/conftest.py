@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 FLAIR_SAMPLE = SHARED_DATA / "flair_sample"
 SAMPLE_IDS = ("104252", "105074", "105465", "105755")
+ISBI_SAMPLE = SHARED_DATA / "isbi_sample"
 
 
 def require_flair_sample() -> Path:
@@ -24,6 +25,13 @@ def require_flair_sample() -> Path:
     if not (FLAIR_SAMPLE / "subjects.tsv").is_file():
         pytest.skip(f"real FLAIR sample not found at {FLAIR_SAMPLE} (it ships beside the repository as ../shared/data)")
     return FLAIR_SAMPLE
+
+
+def require_isbi_sample() -> Path:
+    """The ISBI 2015 validation scans (another scanner, lesion masks of two raters), or skip."""
+    if not (ISBI_SAMPLE / "subjects.tsv").is_file():
+        pytest.skip(f"ISBI sample not found at {ISBI_SAMPLE} (it ships beside the repository as ../shared/data)")
+    return ISBI_SAMPLE
 
 
 class SampleSubject:

@@ -14,17 +14,19 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_flair_sample
+from conftest import REPO, require_flair_sample, require_isbi_sample
 
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: Quick settings per benchmark: the fewest repeats and the smallest sizes.
 QUICK_ARGS = {
     "cohort": ["--repeats", "1", "--subjects", "20"],
     "dag": ["--repeats", "1", "--sizes", "20"],
+    "finetune": ["--epochs", "1", "--steps-per-epoch", "2"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
     "segment": ["--repeats", "1", "--shipped-only"],
 }
 NEEDS_SAMPLE = {"preprocess", "segment"}
+NEEDS_ISBI = {"finetune"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")
 
 
@@ -45,6 +47,8 @@ def test_benchmark_imports_without_side_effects(path):
 def test_benchmark_runs_and_prints_figures(path):
     if path.stem in NEEDS_SAMPLE:
         require_flair_sample()
+    if path.stem in NEEDS_ISBI:
+        require_isbi_sample()
     result = subprocess.run(
         [sys.executable, str(path), *QUICK_ARGS[path.stem]], capture_output=True, text=True, cwd=REPO
     )

@@ -10,7 +10,7 @@ from msprofile.io import read_stacked_parquet
 from msprofile.lesions import REFERENCE_COLUMNS
 
 
-def _subject_result(subject_id, lesion_area_mm2, flags=()):
+def _subject_result(subject_id, lesion_area_mm2, flags=(), uncertainty=0.2):
     metrics = {
         "subject_id": subject_id,
         "intracranial_area_mm2": 1000.0,
@@ -24,6 +24,7 @@ def _subject_result(subject_id, lesion_area_mm2, flags=()):
         "intracranial_area_mm2_reference_window": None,
         "segmentation_model": "m",
         "segmentation_model_sha256": "abc",
+        "segmentation_uncertainty": uncertainty,
     }
     qc = {
         "intracranial_volume_ml": 1400.0,
@@ -59,3 +60,22 @@ def test_lesion_tables_concatenate_and_keep_columns_when_empty(tmp_path):
     assert len(read_stacked_parquet([tmp_path / "a.parquet", tmp_path / "b.parquet"])) == 1
     only_empty = read_stacked_parquet([tmp_path / "b.parquet"])
     assert len(only_empty) == 0 and list(only_empty.columns) == ["subject_id", "kind", "area_mm2"]
+
+
+def test_subjects_with_far_more_uncertain_segmentations_are_flagged():
+    ids = [f"s{i}" for i in range(8)]
+    sheet = pd.DataFrame(
+        {"group": ["MS"] * 8, "age": [40.0] * 8, "sex": ["F"] * 8}, index=pd.Index(ids, name="subject_id")
+    )
+    values = [0.20, 0.21, 0.19, 0.22, 0.20, 0.18, 0.45, float("nan")]
+    results = [_subject_result(s, 1.0, uncertainty=u) for s, u in zip(ids, values)]
+    results[5] = _subject_result("s5", 1.0, flags=("skull_not_removed",), uncertainty=0.18)
+    table = build_cohort_table(sheet, results).set_index("subject_id")
+    assert table.loc["s6", "segmentation_uncertainty_z"] > 3
+    assert table.loc["s6", "qc_flags"] == "segmentation_uncertainty_high" and not table.loc["s6", "qc_pass"]
+    assert table.loc["s5", "qc_flags"] == "skull_not_removed", "a low uncertainty is never flagged"
+    assert table.loc[["s0", "s1", "s2", "s3", "s4"], "qc_pass"].all()
+    assert pd.isna(table.loc["s7", "segmentation_uncertainty_z"]) and table.loc["s7", "qc_pass"]
+    # Too few subjects to know what is usual: no flag.
+    small = build_cohort_table(sheet.iloc[5:8], results[5:8]).set_index("subject_id")
+    assert small["segmentation_uncertainty_z"].isna().all() and small.loc["s6", "qc_pass"]

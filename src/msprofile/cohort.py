@@ -13,6 +13,12 @@ from . import __version__
 from .lesions import REFERENCE_COLUMNS
 
 DEMOGRAPHIC_COLUMNS = ("subject_id", "group", "age_years", "sex")
+#: A segmentation is flagged when its mean uncertainty lies this many robust SDs (1.4826 MAD)
+#: above the cohort's median; with fewer subjects than ``UNCERTAINTY_MIN_SUBJECTS`` the cohort
+#: says too little about what is usual and nothing is flagged.
+UNCERTAINTY_ROBUST_Z = 3.0
+UNCERTAINTY_MIN_SUBJECTS = 5
+UNCERTAINTY_FLAG = "segmentation_uncertainty_high"
 FAILURE_COLUMNS = ("subject_id", "group", "failed_step", "error")
 
 
@@ -89,8 +95,41 @@ def build_cohort_table(sheet: pd.DataFrame, results) -> pd.DataFrame:
             table[column] = table[column].astype("Int64")
     if "qc_pass" in table:
         table["qc_pass"] = table["qc_pass"].astype("boolean")
+    flag_uncertain_segmentations(table)
     table["msprofile_version"] = pd.Series([__version__] * len(table), dtype="string")
     return table
+
+
+def flag_uncertain_segmentations(
+    table: pd.DataFrame, robust_z: float = UNCERTAINTY_ROBUST_Z, min_subjects: int = UNCERTAINTY_MIN_SUBJECTS
+) -> None:
+    """Flag, in place, the subjects whose segmentation is far more uncertain than the cohort's.
+
+    Adds ``segmentation_uncertainty_z``, the robust z-score of ``segmentation_uncertainty``
+    (mean uncertainty over the subject's predicted lesions and ventricles) against the cohort:
+    (value - median) / (1.4826 MAD), over the subjects that have a value. A subject with
+    ``robust_z`` or more gets :data:`UNCERTAINTY_FLAG` in ``qc_flags`` and ``qc_pass`` False:
+    its segmentation should be looked at before its numbers are used. Nothing is flagged in a
+    cohort of fewer than ``min_subjects`` such subjects. A table without the column (failed
+    subjects only, or an older run) is left as it is.
+    """
+    if "segmentation_uncertainty" not in table:
+        return
+    values = pd.to_numeric(table["segmentation_uncertainty"], errors="coerce").astype("float64")
+    finite = values.dropna()
+    z = pd.Series(float("nan"), index=table.index)
+    if len(finite) >= min_subjects:
+        median = float(finite.median())
+        spread = 1.4826 * float((finite - median).abs().median())
+        # A cohort of near-identical values must not flag a subject for a difference in the
+        # fourth decimal: the spread is at least 0.005 (uncertainty is in [0, 1]).
+        z = (values - median) / max(spread, 0.005)
+    table["segmentation_uncertainty_z"] = z
+    flagged = (z >= robust_z).fillna(False).to_numpy(bool)
+    if flagged.any():
+        flags = table["qc_flags"].astype("string").fillna("")
+        table.loc[flagged, "qc_flags"] = [f"{f};{UNCERTAINTY_FLAG}" if f else UNCERTAINTY_FLAG for f in flags[flagged]]
+        table.loc[flagged, "qc_pass"] = False
 
 
 def failures_table(cohort: pd.DataFrame) -> pd.DataFrame:

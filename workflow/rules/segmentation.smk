@@ -11,6 +11,7 @@ rule segment:
             else {}
         ),
         segmentation=f"{SUBJECT_DIR}/segmentation.nii.gz",
+        uncertainty=f"{SUBJECT_DIR}/segmentation_uncertainty.nii.gz",
     log:
         f"{LOG_DIR}/segment/{{subject}}.log",
     conda:
@@ -23,5 +24,7 @@ rule segment:
     params:
         device=config["segmentation"]["device"],
         batch_size=config["segmentation"]["batch_size"],
+        members=config["segmentation"]["ensemble_members"],
+        flips=config["segmentation"]["test_time_flips"],
     script:
         "../scripts/segment.py"

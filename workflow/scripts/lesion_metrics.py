@@ -10,6 +10,7 @@ run_subject_job(
         lesion_metrics_subject,
         snakemake.wildcards.subject,
         snakemake.input.segmentation,
+        snakemake.input.uncertainty,
         snakemake.input.flair,
         snakemake.input.brain_mask,
         snakemake.input.card,
@@ -17,5 +18,5 @@ run_subject_job(
         snakemake.output.classes,
         snakemake.output.metrics,
     ),
-    upstream=[snakemake.input.segmentation, snakemake.input.brain_mask],
+    upstream=[snakemake.input.segmentation, snakemake.input.uncertainty, snakemake.input.brain_mask],
 )

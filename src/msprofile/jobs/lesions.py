@@ -12,11 +12,13 @@ import numpy as np
 from ..geometry import Grid, from_canonical, to_canonical
 from ..io import load_image, load_json, save_json, save_nifti, write_parquet
 from ..lesions import lesion_profile, lesion_table
+from ..segmentation.infer import segmentation_uncertainty
 
 
 def lesion_metrics_subject(
     subject_id: str,
     segmentation_path,
+    uncertainty_path,
     flair_path,
     brain_mask_path,
     model_card_path,
@@ -27,12 +29,16 @@ def lesion_metrics_subject(
     """Classify one subject's lesions and write ``lesions.parquet``, ``lesion_classes.nii.gz``
     (native grid, uint8 :class:`msprofile.labels.LesionClass` codes) and ``metrics.json``.
 
+    ``uncertainty_path`` is the segmentation's uncertainty map, whose means over the predicted
+    lesion and ventricle voxels go into the metrics
+    (:func:`msprofile.segmentation.infer.segmentation_uncertainty`);
     ``flair_path`` is the subject's input FLAIR (the cortical CSF mask is taken from it);
     ``model_card_path`` is the segmentation model's card, whose name and checksum go into the
     metrics so that the cohort table can say which model produced each row. Returns the metrics.
     """
     model_card = load_json(model_card_path)
     labels, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
+    uncertainty, _ = load_image(uncertainty_path, subject_id)
     flair, _ = load_image(flair_path, subject_id)
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
     native = Grid(labels.shape, affine)
@@ -53,6 +59,7 @@ def lesion_metrics_subject(
     metrics = {
         "subject_id": subject_id,
         **profile.metrics,
+        **segmentation_uncertainty(labels, uncertainty),
         "segmentation_model": model_card.get("name"),
         "segmentation_model_sha256": model_card.get("files", {}).get("model.onnx", {}).get("sha256"),
     }
