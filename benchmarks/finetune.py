@@ -166,6 +166,7 @@ def main() -> None:
         print(f"finetune_gain_lesion_dice{suffix} {after - before:.3f} Dice")
     change = np.mean(np.divide(tuned["ventricles_ml"], zero_shot["ventricles_ml"])) - 1.0
     print(f"finetune_ventricle_volume_change {100 * change:.1f} %")
+    print(f"# network input: {read_card(args.model)['input'].get('normalisation')} (the initial model's, kept)")
     print(f"finetune_epochs {settings.epochs} epochs")
     print(f"finetune_minutes {minutes:.2f} min")
 

@@ -71,16 +71,15 @@ def ensemble_forward_seconds(model_dir: Path, paths: dict, members: int, flips: 
     from msprofile.geometry import Grid
     from msprofile.io import load_image, read_grid
     from msprofile.jobs.segmentation import load_networks
-    from msprofile.segmentation.data import anchor_intensities, brain_to_model
+    from msprofile.segmentation.data import brain_to_model, input_normalisation
     from msprofile.segmentation.infer import ensemble_probabilities
 
     networks, card = load_networks(model_dir, members, device="cpu", threads=2)
     flair, affine = load_image(paths["flair_preproc"], "bench")
     model_grid = Grid(flair.shape, affine)
     brain = brain_to_model(load_image(paths["brain_mask"], "bench")[0] > 0, read_grid(paths["brain_mask"]), model_grid)
-    anchored = anchor_intensities(flair, brain)
-    context = int(card["input"].get("context_slices", 0))
-    run = lambda: ensemble_probabilities(networks, anchored, brain, context=context, flips=flips)  # noqa: E731
+    options = {"normalisation": input_normalisation(card), "context": int(card["input"].get("context_slices", 0))}
+    run = lambda: ensemble_probabilities(networks, flair, brain, flips=flips, **options)  # noqa: E731
     run()
     seconds = []
     for _ in range(repeats):

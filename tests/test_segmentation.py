@@ -24,6 +24,12 @@ from conftest import SampleSubject
 
 keras = pytest.importorskip("keras")
 
+#: The ISBI 2015 scan the shipped model is tested on zero-shot, and the floors of its lesion
+#: Dice against rater 1 and of its uncertainty map's AUROC for wrong voxels (measured PLACEHOLDER).
+ISBI_SUBJECT = "isbi03"
+ISBI_LESION_DICE_FLOOR = 0.0
+ISBI_UNCERTAINTY_AUROC_FLOOR = 0.0
+
 
 def test_reference_width_has_the_reference_parameter_count():
     from msprofile.segmentation.model import build_attention_unet
@@ -247,25 +253,25 @@ def test_ensemble_probabilities_average_members_and_flips():
     from msprofile.segmentation.infer import brain_box, ensemble_probabilities, keras_network
 
     rng = np.random.default_rng(0)
-    anchored = rng.uniform(0, 2, (80, 72, 6)).astype(np.float32)
-    brain = np.zeros(anchored.shape, dtype=bool)
+    flair = rng.uniform(0, 2, (80, 72, 6)).astype(np.float32)
+    brain = np.zeros(flair.shape, dtype=bool)
     brain[20:50, 15:60, 1:5] = True
     rows, columns, slices = brain_box(brain)
     assert (rows.stop - rows.start) % 16 == 0 and (columns.stop - columns.start) % 16 == 0
     assert rows.start <= 20 - 8 and rows.stop >= 50 + 8 and columns.start <= 15 - 8 and columns.stop >= 60 + 8
     np.testing.assert_array_equal(slices, [1, 2, 3, 4])
     a, b = _random_network(3), _random_network(4)
-    one = ensemble_probabilities([keras_network(a)], anchored, brain)
-    two = ensemble_probabilities([keras_network(b)], anchored, brain)
-    both = ensemble_probabilities([keras_network(a), keras_network(b)], anchored, brain)
+    one = ensemble_probabilities([keras_network(a)], flair, brain)
+    two = ensemble_probabilities([keras_network(b)], flair, brain)
+    both = ensemble_probabilities([keras_network(a), keras_network(b)], flair, brain)
     assert both.shape == (80, 72, 6, 3)
     np.testing.assert_allclose(both, (one + two) / 2, atol=1e-6)
     np.testing.assert_allclose(both.sum(axis=-1), 1.0, atol=1e-5)
     # Outside the box and on slices without brain: background, certain.
     assert (both[:, :, 0, 0] == 1).all() and (both[0, 0, :, 0] == 1).all()
     # Flips: the average of the network on the slices and on their mirror images.
-    mirrored = ensemble_probabilities([keras_network(a)], anchored[::-1], brain[::-1])[::-1]
-    flipped = ensemble_probabilities([keras_network(a)], anchored, brain, flips=True)
+    mirrored = ensemble_probabilities([keras_network(a)], flair[::-1], brain[::-1])[::-1]
+    flipped = ensemble_probabilities([keras_network(a)], flair, brain, flips=True)
     inside = np.s_[24:46, 20:55, 1:5]
     np.testing.assert_allclose(flipped[inside], (one[inside] + mirrored[inside]) / 2, atol=1e-5)
 
@@ -329,13 +335,63 @@ def test_segment_subject_writes_labels_uncertainty_and_native_probabilities(tiny
     assert (p[~brain, 0] == 1).all()
 
 
-def test_model_trained_on_another_input_is_refused():
-    from msprofile.io.models import ModelError
+def test_network_input_follows_the_card_and_unknown_inputs_are_refused():
+    from msprofile.io.models import ModelError, read_card
     from msprofile.jobs.segmentation import check_model_fits
+    from msprofile.segmentation.data import (
+        LEGACY_NORMALISATION_TEXT,
+        SLICE_ZSCORE,
+        WHITE_MATTER_PEAK,
+        input_normalisation,
+    )
 
+    from conftest import REPO
+
+    shipped = read_card(REPO / "resources" / "models" / "msprofile-default")
+    assert input_normalisation(shipped) == SLICE_ZSCORE
+    assert (
+        input_normalisation({"input": {"normalisation": WHITE_MATTER_PEAK, "context_slices": 1}}) == WHITE_MATTER_PEAK
+    )
+    # Cards of msprofile <= 0.2 (no key): their free text, or nothing at all, means slice z-scores.
+    assert input_normalisation({"normalisation": LEGACY_NORMALISATION_TEXT, "input": {"shape": [None, None, 1]}}) == (
+        SLICE_ZSCORE
+    )
+    assert input_normalisation({"name": "old", "input": {"shape": [None, None, 1]}}) == SLICE_ZSCORE
     grid = Grid((256, 256, 20), np.diag([0.9, 0.9, 6.5, 1.0]))
-    with pytest.raises(ModelError, match="retrain"):
-        check_model_fits({"name": "old", "input": {"shape": [None, None, 1]}}, grid)
+    check_model_fits(shipped, grid)
+    for card in (
+        {"name": "odd", "input": {"normalisation": "histogram_matched"}},
+        {"name": "odd", "normalisation": "volume z-scored"},
+    ):
+        with pytest.raises(ModelError, match="retrain"):
+            check_model_fits(card, grid)
+
+
+def test_slice_zscore_model_gets_exactly_the_probabilities_of_msprofile_0_2(tmp_path):
+    """The shipped model (trained on slice z-scores) sees exactly the input and runs on exactly
+    the slices it did before the white-matter-peak input existed; the oracle is the 0.2 code
+    (every whole slice z-scored, batches of 8, all slices), written out here."""
+    from msprofile.jobs.segmentation import load_networks
+    from msprofile.segmentation.data import SLICE_ZSCORE
+    from msprofile.segmentation.infer import ensemble_probabilities
+
+    from conftest import REPO
+
+    subject = SampleSubject("105755")
+    result = preprocess(subject.flair, subject.affine)
+    brain = brain_to_model(result.brain_mask, Grid(subject.flair.shape, subject.affine), result.model)
+    networks, card = load_networks(REPO / "resources" / "models" / "msprofile-default", 5, device="cpu", threads=2)
+    assert len(networks) == 1, "the shipped model has no ensemble members"
+    slices = np.moveaxis(result.flair.astype(np.float32), 2, 0)
+    mean = slices.mean(axis=(1, 2), keepdims=True)
+    sd = slices.std(axis=(1, 2), keepdims=True)
+    batch = np.where(sd > 0, (slices - mean) / np.where(sd > 0, sd, 1.0), 0.0)[..., None].astype(np.float32)
+    oracle = np.moveaxis(np.concatenate([networks[0](batch[i : i + 8]) for i in range(0, len(batch), 8)]), 0, 2)
+    probabilities = ensemble_probabilities(networks, result.flair, brain, normalisation=SLICE_ZSCORE)
+    np.testing.assert_array_equal(probabilities, oracle)
+    flipped = ensemble_probabilities(networks, result.flair, brain, normalisation=SLICE_ZSCORE, flips=True)
+    assert not np.array_equal(flipped, oracle)
+    np.testing.assert_allclose(flipped.sum(axis=-1), 1.0, atol=1e-5)
 
 
 def test_float16_weights_halve_the_file_and_keep_the_output():
@@ -384,3 +440,98 @@ def test_fine_tuning_on_lesion_labels_alone_starts_from_the_model_and_learns(rea
     assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="input channels"):
         train(np.repeat(x, 3, axis=-1), y, settings, init_model=start)
+
+
+def test_slice_zscore_training_patches_are_zscored_with_their_whole_slice():
+    from msprofile.segmentation.train import augment_batch
+
+    rng = np.random.default_rng(0)
+    x = np.full((3, 64, 64, 1), -0.08, np.float32)
+    x[:, 12:52, 10:54] = rng.uniform(0.3, 2.0, (3, 40, 44, 1))
+    y = np.zeros((3, 64, 64), np.uint8)
+    raw, _ = augment_batch(x, y, np.random.default_rng(5), crop=32, augment=True)
+    scored, _ = augment_batch(x, y, np.random.default_rng(5), crop=32, augment=True, zscore=True)
+    mean, sd = x.mean(axis=(1, 2), keepdims=True), x.std(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(scored, (raw - mean) / sd, rtol=1e-4, atol=1e-4)
+    # Without augmentation z-scores do not depend on the scale: anchored or preprocessed units
+    # give the network the same input.
+    plain, _ = augment_batch(x, y, np.random.default_rng(6), crop=32, augment=False, zscore=True)
+    scaled, _ = augment_batch(3.0 * x, y, np.random.default_rng(6), crop=32, augment=False, zscore=True)
+    np.testing.assert_allclose(scaled, plain, rtol=1e-4, atol=1e-4)
+
+
+def test_fine_tuning_keeps_the_initial_models_input(tmp_path):
+    from msprofile.io import save_npz
+    from msprofile.jobs.training import _training_material, save_trained_model
+    from msprofile.segmentation.data import LEGACY_NORMALISATION_TEXT, SLICE_ZSCORE, WHITE_MATTER_PEAK
+    from msprofile.segmentation.train import TrainingSettings
+
+    rng = np.random.default_rng(0)
+    x = np.full((4, 32, 32), -0.08, np.float32)
+    x[:, 8:24, 8:24] = rng.uniform(0.3, 7.0, (4, 16, 16))
+    slices = tmp_path / "slices.npz"
+    save_npz(slices, x=x, y=np.zeros((4, 32, 32), np.uint8), subject=np.array(["a", "a", "b", "b"]))
+    check = rng.normal(size=(1, 32, 32, 1)).astype(np.float32)
+    legacy = {"name": "legacy", "normalisation": LEGACY_NORMALISATION_TEXT, "architecture": {"base_filters": 2}}
+    new = {"name": "new", "input": {"normalisation": WHITE_MATTER_PEAK, "context_slices": 0}, **legacy}
+    for name, card in (("legacy", legacy), ("new", new)):
+        save_trained_model(_random_network(0), tmp_path / name, card, check_input=check)
+    settings = TrainingSettings(base_filters=16, normalisation=WHITE_MATTER_PEAK)
+    xs, _, _, _, _, tuned = _training_material(slices, None, tmp_path / "legacy", settings)
+    assert (tuned.normalisation, tuned.base_filters) == (SLICE_ZSCORE, 2)
+    # Slice z-scores are taken of the unclipped slices (the background stays below 0).
+    np.testing.assert_array_equal(xs[..., 0], x)
+    xs, _, _, _, _, tuned = _training_material(
+        slices, None, tmp_path / "new", replace(settings, normalisation=SLICE_ZSCORE)
+    )
+    assert tuned.normalisation == WHITE_MATTER_PEAK
+    assert xs.min() == 0 and xs.max() == 6, "anchored input: clipped to [0, 6]"
+
+
+def test_shipped_model_transfers_to_another_scanner(tmp_path):
+    """The shipped ensemble on a scan of a scanner it never saw (ISBI 2015, 3 T, skull on,
+    4.4 mm slices), as the workflow runs it: lesion Dice against rater 1 and how well its
+    uncertainty finds its errors."""
+    import yaml
+
+    from msprofile.io import load_image, load_manual_labels
+    from msprofile.jobs.preprocess import preprocess_subject
+    from msprofile.jobs.segmentation import segment_subject
+    from msprofile.preprocess import PreprocessSettings
+    from msprofile.segmentation.evaluate import auroc_from_histograms, error_histograms, evaluate_subject, wrong_voxels
+
+    from conftest import REPO, require_isbi_sample
+
+    isbi = require_isbi_sample() / ISBI_SUBJECT
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    paths = {k: tmp_path / f"{k}.nii.gz" for k in ("brain", "flair", "seg", "unc")}
+    preprocess_subject(
+        ISBI_SUBJECT,
+        isbi / "flair.nii.gz",
+        skull_stripped=False,
+        settings=PreprocessSettings.from_config(config["preprocess"]),
+        brain_mask_path=paths["brain"],
+        flair_preproc_path=paths["flair"],
+        qc_json_path=tmp_path / "qc.json",
+        qc_png_path=tmp_path / "qc.png",
+    )
+    segment_subject(
+        ISBI_SUBJECT,
+        paths["flair"],
+        paths["brain"],
+        REPO / config["segmentation"]["model"],
+        paths["seg"],
+        paths["unc"],
+        members=config["segmentation"]["ensemble_members"],
+        flips=config["segmentation"]["test_time_flips"],
+        device="cpu",
+    )
+    predicted, affine = load_image(paths["seg"], ISBI_SUBJECT, dtype=np.uint8)
+    native = Grid(predicted.shape, affine)
+    reference, _, classes = load_manual_labels(ISBI_SUBJECT, isbi / "wmh_rater1.nii.gz", "", native)
+    (row,) = evaluate_subject(ISBI_SUBJECT, reference, predicted, native.voxel_size_mm, classes=classes)
+    assert row["dice"] >= ISBI_LESION_DICE_FLOOR
+    uncertainty = load_image(paths["unc"], ISBI_SUBJECT)[0]
+    brain = load_image(paths["brain"], ISBI_SUBJECT, dtype=np.uint8)[0] > 0
+    histograms = error_histograms(uncertainty, wrong_voxels(reference, predicted, classes), brain)
+    assert auroc_from_histograms(histograms["wrong"], histograms["right"]) >= ISBI_UNCERTAINTY_AUROC_FLOOR

@@ -15,7 +15,7 @@ from ..geometry import Grid
 from ..io import load_image, save_nifti
 from ..io.models import ModelError, load_ensemble
 from ..labels import SEGMENTATION_CLASS_NAMES, SegmentationClass
-from ..segmentation.data import NORMALISATION, anchor_intensities, brain_to_model
+from ..segmentation.data import NORMALISATIONS, brain_to_model, input_normalisation
 from ..segmentation.infer import ensemble_probabilities, native_labels, predictive_entropy, to_native
 from ..segmentation.onnx_export import OnnxNetwork
 
@@ -41,7 +41,8 @@ def segment_subject(
     uncertainty.
 
     The first ``members`` networks of the model folder (the final model, then the
-    cross-validation folds' networks) run on the anchored model-grid image, with left-right
+    cross-validation folds' networks; one for a model without members) run on the model-grid
+    image, normalised as the card's ``input.normalisation`` says, with left-right
     flips too when ``flips``, and their class probabilities are averaged
     (:func:`msprofile.segmentation.infer.ensemble_probabilities`). Labels (uint8
     :class:`msprofile.labels.SegmentationClass` codes) are post-processed as in the reference,
@@ -65,9 +66,10 @@ def segment_subject(
     brain_model = brain_to_model(brain, native, model_grid)
     probabilities = ensemble_probabilities(
         networks,
-        anchor_intensities(flair_model, brain_model),
+        flair_model,
         brain_model,
-        context=int(card["input"].get("context_slices", 0)),
+        normalisation=input_normalisation(card),
+        context=int(card.get("input", {}).get("context_slices", 0)),
         flips=flips,
         batch_size=batch_size,
     )
@@ -116,7 +118,8 @@ def load_network(model_dir, *, device: str = "auto", threads: int = 0) -> tuple[
 def check_model_fits(card: dict, model: Grid) -> None:
     """Raise :class:`~msprofile.io.models.ModelError` when the preprocessed image (on grid
     ``model``) is not on the pixel size the model card says the model was trained for, or
-    when the model was trained on another network input than this version makes."""
+    when the card names a network input this version cannot make
+    (:func:`msprofile.segmentation.data.input_normalisation`)."""
     expected = card.get("preprocessing", {})
     pixel = float(np.mean(model.voxel_size_mm[:2]))
     if "pixel_size_mm" in expected and abs(pixel - expected["pixel_size_mm"]) > 0.01:
@@ -124,9 +127,10 @@ def check_model_fits(card: dict, model: Grid) -> None:
             f"the model expects {expected['pixel_size_mm']} mm pixels, the preprocessed image has {pixel:.3f} mm "
             "(set preprocess.pixel_size_mm to the model's value)"
         )
-    normalisation = card.get("input", {}).get("normalisation") or "each slice z-scored"
-    if normalisation != NORMALISATION:
+    if input_normalisation(card) is None:
+        named = card.get("input", {}).get("normalisation", card.get("normalisation"))
         raise ModelError(
-            f"model {card.get('name')!r} was trained on network inputs normalised as {normalisation!r}; "
-            f"this version of msprofile makes {NORMALISATION!r} inputs: retrain the model (snakemake train)"
+            f"model {card.get('name')!r} was trained on network inputs normalised as {named!r}; this version "
+            f"of msprofile makes {' or '.join(map(repr, NORMALISATIONS))} inputs: use a newer msprofile or "
+            "retrain the model"
         )

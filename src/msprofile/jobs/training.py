@@ -17,12 +17,17 @@ from ..io import load_image, load_json, load_manual_labels, load_npz, read_grid,
 from ..io.models import load_keras_model, read_card, save_model
 from ..labels import SEGMENTATION_CLASS_NAMES
 from ..segmentation.data import (
+    LEGACY_NORMALISATION_TEXT,
     NORMALISATION,
-    anchor_intensities,
+    SLICE_ZSCORE,
+    WHITE_MATTER_PEAK,
     brain_to_model,
+    clip_anchored,
     context_stack,
+    input_normalisation,
     labels_to_model,
     network_labels,
+    scaled_to_peak,
 )
 from ..segmentation.evaluate import auroc_from_histograms, error_histograms, evaluate_subject, wrong_voxels
 from ..segmentation.infer import (
@@ -39,6 +44,14 @@ from ..segmentation.train import NOT_LESION, TrainingSettings, configure_tensorf
 
 #: Name of a cross-validation fold's network among a model's ensemble members.
 MEMBER_PREFIX = "fold-"
+#: The card's words for each network input (``input.normalisation`` is the machine-readable key).
+NORMALISATION_TEXT = {
+    WHITE_MATTER_PEAK: (
+        "brain percentiles 1 and 99 mapped to 0 and 1 (preprocess), then scaled so that the white-matter peak "
+        "of the brain histogram is 1 and clipped to [0, 6]"
+    ),
+    SLICE_ZSCORE: LEGACY_NORMALISATION_TEXT,
+}
 
 
 def write_training_labels(
@@ -62,10 +75,11 @@ def write_training_labels(
 
 
 def write_training_slices(subject_ids, flair_preproc_paths, brain_mask_paths, label_paths, out_path) -> None:
-    """Stack every subject's slices into one ``.npz``: ``x`` (N, H, W) anchored slices
-    (:func:`msprofile.segmentation.data.anchor_intensities`), ``y`` (N, H, W) labels,
-    ``subject`` (N,) subject IDs, every slice of every subject in order (so that a slice's
-    neighbours can be stacked as channels, :func:`training_inputs`)."""
+    """Stack every subject's slices into one ``.npz``: ``x`` (N, H, W) preprocessed slices
+    divided by their subject's white-matter peak, not clipped
+    (:func:`msprofile.segmentation.data.scaled_to_peak`; :func:`training_inputs` makes either
+    network input from them), ``y`` (N, H, W) labels, ``subject`` (N,) subject IDs, every slice
+    of every subject in order (so that a slice's neighbours can be stacked as channels)."""
     xs, ys, owners = [], [], []
     for subject_id, flair_path, mask_path, label_path in zip(
         subject_ids, flair_preproc_paths, brain_mask_paths, label_paths
@@ -74,17 +88,28 @@ def write_training_slices(subject_ids, flair_preproc_paths, brain_mask_paths, la
         model_grid = Grid(flair.shape, affine)
         brain = load_image(mask_path, subject_id, dtype=np.uint8)[0]
         brain_model = brain_to_model(brain, read_grid(mask_path), model_grid)
-        xs.append(np.moveaxis(anchor_intensities(flair, brain_model), 2, 0))
+        xs.append(np.moveaxis(scaled_to_peak(flair, brain_model), 2, 0))
         ys.append(network_labels(load_image(label_path, subject_id, dtype=np.uint8)[0]))
         owners += [subject_id] * flair.shape[2]
     save_npz(out_path, x=np.concatenate(xs), y=np.concatenate(ys), subject=np.array(owners))
 
 
-def training_inputs(slices: dict, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Network inputs of the stacked slices of :func:`write_training_slices`: ``x`` (M, H, W,
-    1 + 2 ``context``) with each slice's neighbours of the same subject as channels, ``y``
-    (M, H, W), ``owners`` (M,); slices with no head are left out."""
+def training_inputs(
+    slices: dict, context: int, normalisation: str = NORMALISATION
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training material of the stacked slices of :func:`write_training_slices` for a network
+    trained on ``normalisation``: ``x`` (M, H, W, 1 + 2 ``context``) with each slice's neighbours
+    of the same subject as channels, ``y`` (M, H, W), ``owners`` (M,); slices with no head are
+    left out. ``x`` is in anchored units either way: clipped to [0, 6]
+    (:func:`msprofile.segmentation.data.clip_anchored`) for
+    :data:`~msprofile.segmentation.data.WHITE_MATTER_PEAK`, unclipped for
+    :data:`~msprofile.segmentation.data.SLICE_ZSCORE`, whose z-scoring of each slice
+    :func:`msprofile.segmentation.train.augment_batch` does after augmentation (z-scores do not
+    change with the scale, so the network then sees what :func:`~msprofile.segmentation.data.zscored_slices`
+    makes at inference)."""
     x, y, owners = slices["x"], slices["y"], slices["subject"].astype(str)
+    if normalisation == WHITE_MATTER_PEAK:
+        x = clip_anchored(x)
     xs, ys, kept = [], [], []
     for subject_id in dict.fromkeys(owners):
         rows = owners == subject_id
@@ -125,12 +150,16 @@ def _training_material(slices_path, phantoms_path, init_model_dir, settings: Tra
     init_model = None
     if init_model_dir:
         init_model, init_card = load_keras_model(init_model_dir)
+        normalisation = input_normalisation(init_card)
+        if normalisation is None:
+            raise ValueError(f"initial model {init_model_dir}: its card names no network input this version can make")
         settings = replace(
             settings,
             base_filters=int(init_card["architecture"]["base_filters"]),
-            context_slices=int(init_card["input"].get("context_slices", 0)),
+            context_slices=int(init_card.get("input", {}).get("context_slices", 0)),
+            normalisation=normalisation,
         )
-    x, y, owners = training_inputs(load_npz(slices_path), settings.context_slices)
+    x, y, owners = training_inputs(load_npz(slices_path), settings.context_slices, settings.normalisation)
     phantoms = None
     if settings.synthetic_fraction > 0:
         phantoms = phantom_inputs(load_npz(phantoms_path), settings.context_slices)
@@ -177,8 +206,9 @@ def cross_validation_fold(
     brain_model = brain_to_model(brain, native, model_grid)
     probabilities = ensemble_probabilities(
         [keras_network(model)],
-        anchor_intensities(flair_model, brain_model),
+        flair_model,
         brain_model,
+        normalisation=settings.normalisation,
         context=settings.context_slices,
         flips=flips,
     )
@@ -270,12 +300,9 @@ def train_final_model(
             "context_slices": settings.context_slices,
             "trained_on_matrix": list(x.shape[1:3]),
             "axis_order": "slices of the model grid (x, y); channels: the slice and its neighbours, inferior first",
-            "normalisation": NORMALISATION,
+            "normalisation": settings.normalisation,
         },
-        "normalisation": (
-            "brain percentiles 1 and 99 mapped to 0 and 1 (preprocess), then scaled so that the white-matter peak "
-            "of the brain histogram is 1 and clipped to [0, 6]"
-        ),
+        "normalisation": NORMALISATION_TEXT[settings.normalisation],
         "preprocessing": preprocessing,
         "architecture": {
             "type": "attention_unet",

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from ..geometry import Grid, labels_to_native, resample
 from ..labels import SegmentationClass
-from .data import from_network, network_input
+from .data import WHITE_MATTER_PEAK, from_network, model_input
 
 MIN_OBJECT_PIXELS = 5
 #: The network runs on the brain's bounding box widened by this margin (pixels) and rounded
@@ -46,9 +46,10 @@ def brain_box(brain_model: np.ndarray, margin_px: int = BOX_MARGIN_PX, divisor: 
 
 def ensemble_probabilities(
     networks,
-    anchored: np.ndarray,
+    flair_model: np.ndarray,
     brain_model: np.ndarray,
     *,
+    normalisation: str = WHITE_MATTER_PEAK,
     context: int = 0,
     flips: bool = False,
     batch_size: int = 8,
@@ -57,14 +58,21 @@ def ensemble_probabilities(
 
     ``networks``: callables mapping (N, H, W, 1 + 2 ``context``) float32 slices to
     (N, H, W, C) probabilities (:class:`~msprofile.segmentation.onnx_export.OnnxNetwork` or
-    :func:`keras_network`). ``anchored``: the anchored image (X, Y, Z)
-    (:func:`~msprofile.segmentation.data.anchor_intensities`); ``brain_model``: bool brain mask
-    on the same grid. Each network runs on :func:`brain_box` only (elsewhere: background with
-    probability 1); with ``flips`` each also on the left-right mirrored slices (mirrored back),
+    :func:`keras_network`). ``flair_model``: the preprocessed image (X, Y, Z); ``brain_model``:
+    bool brain mask on the same grid. ``normalisation``: the input the networks were trained on
+    (:func:`msprofile.segmentation.data.model_input`). :data:`~msprofile.segmentation.data.WHITE_MATTER_PEAK`
+    networks run on :func:`brain_box` only (elsewhere: background with probability 1);
+    :data:`~msprofile.segmentation.data.SLICE_ZSCORE` networks on every whole slice, as they were
+    trained (one network without flips then gives exactly the probabilities of msprofile <= 0.2).
+    With ``flips`` each network also runs on the left-right mirrored slices (mirrored back),
     and every pass weighs the same in the average.
     """
-    rows, columns, slices = brain_box(brain_model)
-    batch = network_input(anchored, context)[slices][:, rows, columns]
+    batch = model_input(flair_model, brain_model, normalisation, context)
+    if normalisation == WHITE_MATTER_PEAK:
+        rows, columns, slices = brain_box(brain_model)
+        batch = batch[slices][:, rows, columns]
+    else:
+        rows, columns, slices = slice(None), slice(None), np.arange(batch.shape[0])
     passes = [(network, False) for network in networks] + ([(n, True) for n in networks] if flips else [])
     total = None
     for network, flipped in passes:
@@ -78,7 +86,7 @@ def ensemble_probabilities(
         )
         out = out[:, ::-1] if flipped else out
         total = out.astype(np.float32) if total is None else total + out
-    probabilities = np.zeros((anchored.shape[2], *anchored.shape[:2], total.shape[-1]), dtype=np.float32)
+    probabilities = np.zeros((flair_model.shape[2], *flair_model.shape[:2], total.shape[-1]), dtype=np.float32)
     probabilities[..., SegmentationClass.BACKGROUND] = 1.0
     probabilities[slices, rows, columns] = total / len(passes)
     return from_network(probabilities)

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from ..labels import SEGMENTATION_CLASS_NAMES
 from .augment import Randomisation, randomise_appearance
+from .data import NORMALISATION, NORMALISATIONS, SLICE_ZSCORE
 from .model import build_attention_unet
 
 DEVICES = ("auto", "gpu", "cpu")
@@ -65,7 +66,10 @@ class TrainingSettings:
     ``synthetic_fraction``: share of the training patches painted from phantom label maps
     (:mod:`msprofile.segmentation.synthetic`) instead of taken from the real slices.
     ``context_slices``: neighbouring slices on each side given as extra input channels
-    (0: 2-D input; 1: 2.5-D, three channels).
+    (0: 2-D input; 1: 2.5-D, three channels). ``normalisation``: the network input
+    (:data:`msprofile.segmentation.data.NORMALISATIONS`); patches are augmented in anchored
+    units either way, and for :data:`~msprofile.segmentation.data.SLICE_ZSCORE` then z-scored
+    with their whole slice's mean and SD (:func:`augment_batch`).
     """
 
     base_filters: int = 16
@@ -80,6 +84,7 @@ class TrainingSettings:
     augment: bool = True
     synthetic_fraction: float = 0.0
     context_slices: int = 0
+    normalisation: str = NORMALISATION
     seed: int = 20261124
 
     def to_dict(self) -> dict:
@@ -176,6 +181,7 @@ def augment_batch(
     augment: bool,
     foreground_fraction: float = 0.0,
     painted: np.ndarray | None = None,
+    zscore: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random patches of a batch of slices, with geometric augmentation and appearance randomisation.
 
@@ -187,6 +193,9 @@ def augment_batch(
     ``foreground_fraction`` (lesions are rare: without this most patches teach only
     background), otherwise within the head. With ``augment``: left-right flips, rotations
     within +-15 degrees, scalings 0.85 to 1.15 and :func:`~msprofile.segmentation.augment.randomise_appearance`.
+    With ``zscore`` each patch channel is finally z-scored with the mean and SD of its whole
+    (painted, unaugmented) slice, as :func:`msprofile.segmentation.data.zscored_slices` does at
+    inference (the appearance randomisation then acts as intensity augmentation of the z-scores).
     """
     from .synthetic import paint
 
@@ -204,6 +213,9 @@ def augment_batch(
             if rng.random() < 0.5:
                 patch, labels = patch[::-1], labels[::-1]
             patch = randomise_appearance(patch, rng, RANDOMISATION)
+        if zscore:
+            mean, sd = image.mean(axis=(0, 1)), image.std(axis=(0, 1))
+            patch = np.where(sd > 0, (patch - mean) / np.where(sd > 0, sd, 1.0), 0.0)
         out_x[i] = patch
         out_y[i] = labels
     return out_x, out_y
@@ -240,6 +252,10 @@ def train(
     import keras
     import tensorflow as tf
 
+    if settings.normalisation not in NORMALISATIONS:
+        raise ValueError(
+            f"unknown training.normalisation {settings.normalisation!r}; known: {', '.join(NORMALISATIONS)}"
+        )
     if settings.synthetic_fraction > 0 and phantoms is None:
         raise ValueError("training.synthetic_fraction > 0 needs phantom label maps")
     keras.utils.set_random_seed(settings.seed)
@@ -284,6 +300,7 @@ def train(
                 augment=settings.augment,
                 foreground_fraction=settings.foreground_fraction,
                 painted=painted,
+                zscore=settings.normalisation == SLICE_ZSCORE,
             )
             batch_losses.append(float(model.train_on_batch(bx, by)))
         losses.append(float(np.mean(batch_losses)))
