@@ -25,10 +25,12 @@ from conftest import SampleSubject
 keras = pytest.importorskip("keras")
 
 #: The ISBI 2015 scan the shipped model is tested on zero-shot, and the floors of its lesion
-#: Dice against rater 1 and of its uncertainty map's AUROC for wrong voxels (measured PLACEHOLDER).
+#: Dice against rater 1 and of its uncertainty map's AUROC for wrong voxels. msprofile-default
+#: (one network, no flips) measured 0.556 and 0.940 on it (mean Dice over isbi01-05: 0.506).
+#: A model of the new recipe must raise the Dice floor to what it reaches.
 ISBI_SUBJECT = "isbi03"
-ISBI_LESION_DICE_FLOOR = 0.0
-ISBI_UNCERTAINTY_AUROC_FLOOR = 0.0
+ISBI_LESION_DICE_FLOOR = 0.50
+ISBI_UNCERTAINTY_AUROC_FLOOR = 0.90
 
 
 def test_reference_width_has_the_reference_parameter_count():
@@ -489,9 +491,10 @@ def test_fine_tuning_keeps_the_initial_models_input(tmp_path):
 
 
 def test_shipped_model_transfers_to_another_scanner(tmp_path):
-    """The shipped ensemble on a scan of a scanner it never saw (ISBI 2015, 3 T, skull on,
-    4.4 mm slices), as the workflow runs it: lesion Dice against rater 1 and how well its
-    uncertainty finds its errors."""
+    """The shipped model on a scan of a scanner it never saw (ISBI 2015, 3 T, skull on,
+    4.4 mm slices), as the workflow runs it with the default configuration (every network the
+    model folder holds, up to ``ensemble_members``; flips as configured): lesion Dice against
+    rater 1 and how well its uncertainty map finds its errors."""
     import yaml
 
     from msprofile.io import load_image, load_manual_labels
