@@ -1,23 +1,3 @@
-TRAINING_DIR = f"{RESULTS}/training/{config['training']['name']}"
-TRAINED_MODEL_DIR = f"resources/models/{config['training']['name']}"
-INIT_MODEL = config["training"]["init_model"]
-SYNTHETIC = config["training"]["synthetic_fraction"] > 0
-FOLD_SUBJECTS = (
-    list(TRAINING_SUBJECTS.index) if config["training"]["cross_validate"] else []
-)
-
-
-def training_extras():
-    """Inputs every training job shares: the phantoms and the initial model, where used."""
-    extras = {}
-    if SYNTHETIC:
-        extras["phantoms"] = f"{TRAINING_DIR}/phantoms.npz"
-    if INIT_MODEL:
-        extras["init_keras"] = f"{INIT_MODEL}/model.keras"
-        extras["init_card"] = f"{INIT_MODEL}/model.json"
-    return extras
-
-
 rule training_labels:
     input:
         wmh=subject_value("wmh_mask"),
