@@ -127,7 +127,7 @@ def main() -> None:
     from msprofile.io import load_image
     from msprofile.jobs.preprocess import preprocess_subject
     from msprofile.preprocess import PreprocessSettings
-    from msprofile.segmentation.data import network_input
+    from msprofile.segmentation.data import SLICE_ZSCORE, model_input
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -142,7 +142,9 @@ def main() -> None:
             qc_json_path=tmp / "qc.json",
             qc_png_path=tmp / "qc.png",
         )
-        batch = network_input(load_image(paths["flair_preproc"], SUBJECT)[0])
+        # Whole slices, as the shipped (slice z-score) model runs; the forward time does not
+        # depend on the intensities.
+        batch = model_input(load_image(paths["flair_preproc"], SUBJECT)[0], None, SLICE_ZSCORE)
         models = {"shipped": args.model}
         if not args.shipped_only:
             models["reference_width"] = reference_width_model(tmp / "reference", batch)
