@@ -20,11 +20,29 @@ SAMPLE_IDS = ("104252", "105074", "105465", "105755")
 ISBI_SAMPLE = SHARED_DATA / "isbi_sample"
 
 
+COHORT_SEED_TABLE = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
+
+
+def require_shared_data(path: Path, what: str) -> Path:
+    """``path`` (under ../shared/data), or stop the test where it is absent: locally it skips
+    with a message saying where the data should be; under CI (environment variable ``CI`` set)
+    it fails, so that a CI run without the data cannot pass by skipping every real-data test."""
+    if path.exists():
+        return path
+    message = f"{what} not found at {path} (it ships beside the repository as ../shared/data)"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {message}: the CI machine must provide ../shared/data", pytrace=False)
+    pytest.skip(message)
+
+
 def require_flair_sample() -> Path:
-    """The real sample folder, or skip the test with a message that says where it should be."""
-    if not (FLAIR_SAMPLE / "subjects.tsv").is_file():
-        pytest.skip(f"real FLAIR sample not found at {FLAIR_SAMPLE} (it ships beside the repository as ../shared/data)")
-    return FLAIR_SAMPLE
+    """The real sample folder ../shared/data/flair_sample (see :func:`require_shared_data`)."""
+    return require_shared_data(FLAIR_SAMPLE / "subjects.tsv", "real FLAIR sample").parent
+
+
+def require_reference_table() -> Path:
+    """The reference study's 1,380-subject cohort table (see :func:`require_shared_data`)."""
+    return require_shared_data(COHORT_SEED_TABLE, "reference cohort table")
 
 
 def require_isbi_sample() -> Path:
@@ -129,3 +147,30 @@ def demo_run(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("demo"))
     run_snakemake(project, "--cores", "2")
     return project
+
+
+#: The BIDS dataset of :func:`make_bids_dataset`: (participant, session, sample subject whose FLAIR it holds).
+BIDS_SCANS = (("01", "01", "104252"), ("01", "02", "104252"), ("02", "01", "105074"), ("03", "01", "105465"))
+#: participants.tsv of :func:`make_bids_dataset`: label -> (age, sex, group), sexes spelt as BIDS recommends.
+BIDS_PARTICIPANTS = {"01": ("44", "male", "MS"), "02": ("39", "F", "MS"), "03": ("n/a", "female", "HC")}
+#: sub-01_sessions.tsv: the age of participant 01 at each session.
+BIDS_SESSION_AGES = {"01": 44.0, "02": 45.5}
+
+
+def make_bids_dataset(root: Path) -> Path:
+    """A BIDS dataset at ``root`` from the real sample: :data:`BIDS_SCANS` (participant 01 scanned
+    in two sessions, here twice the same scan), ``participants.tsv`` (:data:`BIDS_PARTICIPANTS`)
+    and ``sub-01_sessions.tsv`` with the age at each session."""
+    sample = require_flair_sample()
+    (root / "dataset_description.json").parent.mkdir(parents=True, exist_ok=True)
+    (root / "dataset_description.json").write_text('{"Name": "msprofile test", "BIDSVersion": "1.10.0"}\n')
+    for label, session, sample_id in BIDS_SCANS:
+        anat = root / f"sub-{label}" / f"ses-{session}" / "anat"
+        anat.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample / sample_id / "flair.nii.gz", anat / f"sub-{label}_ses-{session}_FLAIR.nii.gz")
+    rows = ["participant_id\tage\tsex\tgroup"]
+    rows += [f"sub-{label}\t{age}\t{sex}\t{group}" for label, (age, sex, group) in BIDS_PARTICIPANTS.items()]
+    (root / "participants.tsv").write_text("\n".join(rows) + "\n")
+    ages = "".join(f"ses-{session}\t{age}\n" for session, age in BIDS_SESSION_AGES.items())
+    (root / "sub-01" / "sub-01_sessions.tsv").write_text("session_id\tage\n" + ages)
+    return root

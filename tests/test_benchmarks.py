@@ -14,19 +14,24 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_flair_sample, require_isbi_sample
+from conftest import REPO, require_flair_sample, require_isbi_sample, require_reference_table
 
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: Quick settings per benchmark: the fewest repeats and the smallest sizes.
 QUICK_ARGS = {
+    "bids_input": ["--repeats", "1", "--sizes", "20"],
     "cohort": ["--repeats", "1", "--subjects", "20"],
     "dag": ["--repeats", "1", "--sizes", "20"],
+    "demo": ["--repeats", "1", "--subjects", "2"],
     "finetune": ["--epochs", "1", "--steps-per-epoch", "2"],
+    "lesions": ["--passes", "1", "--subjects", "104252"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
     "segment": ["--repeats", "1", "--shipped-only"],
+    "throughput": ["--subjects", "2", "--repeats", "1"],
 }
-NEEDS_SAMPLE = {"preprocess", "segment"}
+NEEDS_SAMPLE = {"lesions", "preprocess", "segment"}
 NEEDS_ISBI = {"finetune"}
+NEEDS_REFERENCE_TABLE = {"cohort"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")
 
 
@@ -49,6 +54,8 @@ def test_benchmark_runs_and_prints_figures(path):
         require_flair_sample()
     if path.stem in NEEDS_ISBI:
         require_isbi_sample()
+    if path.stem in NEEDS_REFERENCE_TABLE:
+        require_reference_table()
     result = subprocess.run(
         [sys.executable, str(path), *QUICK_ARGS[path.stem]], capture_output=True, text=True, cwd=REPO
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib.image
 import nibabel as nib
@@ -29,8 +28,8 @@ from msprofile.segmentation.evaluate import (
     surface_voxels,
 )
 
-FLAIR_SAMPLE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "flair_sample"
-SAMPLE_IDS = ("104252", "105074", "105465", "105755")
+from conftest import FLAIR_SAMPLE, SAMPLE_IDS, require_flair_sample
+
 VOXEL = (0.898, 0.898, 6.5)  # mm, thick slices on the last axis
 
 
@@ -408,11 +407,7 @@ def test_evaluation_figure_written(tmp_path):
 
 
 def _real_labels(subject_id: str):
-    if not (FLAIR_SAMPLE / subject_id / "wmh_manual.nii.gz").is_file():
-        pytest.skip(
-            f"real FLAIR sample not found at {FLAIR_SAMPLE.resolve()} "
-            "(it ships beside the repository as ../shared/data/flair_sample)"
-        )
+    require_flair_sample()
     wmh = nib.load(FLAIR_SAMPLE / subject_id / "wmh_manual.nii.gz")
     ventricles = np.asarray(nib.load(FLAIR_SAMPLE / subject_id / "ventricles_manual.nii.gz").dataobj)
     lesions = np.asarray(wmh.dataobj) > 0

@@ -14,14 +14,7 @@ from msprofile import figures, stats
 from msprofile.jobs.statistics import load_cohort_table, write_figure
 from msprofile.outputs import FIGURE_NAMES, figure_names
 
-REFERENCE_CSV = (
-    Path(__file__).resolve().parents[1]
-    / ".."
-    / "shared"
-    / "data"
-    / "cohort_seed"
-    / "brain_mri_analysis_results_PROCESSED_updated.csv"
-)
+from conftest import COHORT_SEED_TABLE, require_reference_table
 
 AGES = {"18-29": (18, 29), "30-39": (30, 39), "40-49": (40, 49), "50-59": (50, 59), "60+": (60, 74)}
 
@@ -163,28 +156,44 @@ def test_log_axis_panel_states_how_many_lesion_free_subjects_are_left_out(cohort
         assert f"{g} subjects (n = {shown[g]} shown)" in summary["texts"]
 
 
+def _independent(table: pd.DataFrame) -> pd.DataFrame:
+    """Ratios and age groups computed here from the raw columns, without msprofile.stats."""
+    d = table.copy()
+    lesion = d["TotalPeriArea"] + d["TotalParaArea"] + d["TotalJuxtArea"]
+    d["VentricleRatio"] = d["TotalVentricleArea"] / d["TotalIntracranialArea"] * 100.0
+    d["WMHRatio"] = lesion / d["TotalIntracranialArea"] * 100.0
+    bins = np.digitize(d["age_years"].to_numpy(float), [18, 30, 40, 50, 60])  # 0: under 18 or NaN -> 5
+    d["age_bin"] = np.where(np.isnan(d["age_years"].to_numpy(float)), 0, bins)
+    return d
+
+
 def test_trend_r_squared_is_the_quadratic_models(cohort, tmp_path):
+    """R² of each group's quadratic age trend, as numpy's least-squares fit gives it."""
     summary = draw(figures.burden_vs_age, cohort, tmp_path / "s.png", tmp_path / "s.pdf")
-    reg = stats.regressions(cohort)
+    d = _independent(cohort)
     for g in stats.GROUPS:
-        for variable in stats.TREND_VARIABLES:
-            row = reg[(reg["group"] == g) & (reg["variable"] == variable) & (reg["model"] == "quadratic")].iloc[0]
-            assert summary["r_squared"][(g, variable)] == pytest.approx(row["r_squared"])
-            assert any(
-                f"{g} quadratic OLS trend: R² = {row['r_squared']:.3f} (n = {row['n']})" == t for t in summary["texts"]
-            )
+        for variable in ("VentricleRatio", "WMHRatio"):
+            sub = d[(d["group"] == g) & d["age_years"].notna()]
+            age, y = sub["age_years"].to_numpy(float), sub[variable].to_numpy(float)
+            fitted = np.polyval(np.polyfit(age, y, 2), age)
+            r_squared = 1.0 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+            assert summary["r_squared"][(g, variable)] == pytest.approx(r_squared, rel=1e-9)
+            assert f"{g} quadratic OLS trend: R² = {r_squared:.3f} (n = {len(sub)})" in summary["texts"]
 
 
-def test_burden_bars_are_the_descriptive_means_with_n(cohort, tmp_path):
+def test_burden_bars_are_the_group_means_with_n(cohort, tmp_path):
+    """Each bar is the mean lesion area of its group, sex and age group (computed here with
+    pandas from the raw columns), and says how many subjects it holds."""
     summary = draw(figures.lesion_burden, cohort, tmp_path / "l.png", tmp_path / "l.pdf")
-    d = stats.derive(cohort)
+    d = _independent(cohort)
+    lesion = d["TotalPeriArea"] + d["TotalParaArea"] + d["TotalJuxtArea"]
     for g in stats.GROUPS:
         for s in stats.SEXES:
-            sub = d[(d["group"] == g) & (d["sex"] == s)]
-            by_age = sub.groupby("age_group", observed=False)["TotalWMHArea"]
             cell = summary["cells"][(g, "TotalWMHArea", s)]
-            assert cell["n"] == by_age.count().tolist()
-            np.testing.assert_allclose(cell["mean"], by_age.mean().to_numpy(float))
+            for k, age_bin in enumerate(range(1, 6)):
+                values = lesion[(d["group"] == g) & (d["sex"] == s) & (d["age_bin"] == age_bin)]
+                assert cell["n"][k] == len(values)
+                assert cell["mean"][k] == pytest.approx(values.mean(), rel=1e-12)
     assert summary["n_without_age_group"] == 1
     assert any("Not shown: 1 subject(s) without an age group" in t for t in summary["texts"])
 
@@ -211,17 +220,18 @@ def test_demographics_counts_every_subject(cohort, tmp_path):
     assert "Subjects" in summary["texts"] and "Age (years)" in summary["texts"]
 
 
-def test_correlation_matrix_is_the_statistics_table(cohort, tmp_path):
+def test_correlation_matrix_is_spearmans_rho(cohort, tmp_path):
+    """Each heatmap is scipy's Spearman rho of the group's complete cases."""
+    from scipy.stats import spearmanr
+
     summary = draw(figures.correlation_heatmaps, cohort, tmp_path / "c.png", tmp_path / "c.pdf")
-    corr = stats.correlations(cohort)
+    d = _independent(cohort)
     variables = list(stats.CORRELATION_VARIABLES)
     for g in stats.GROUPS:
-        rows = corr[corr["group"] == g]
-        rho = summary["rho"][g]
-        for r in rows.itertuples(index=False):
-            i, j = variables.index(r.variable_1), variables.index(r.variable_2)
-            assert rho[i, j] == pytest.approx(r.rho) and rho[j, i] == pytest.approx(r.rho)
-        assert f"{g} (n = {int(rows['n'].iloc[0])} complete cases)" in summary["texts"]
+        complete = d.loc[d["group"] == g, variables].dropna()
+        expected = spearmanr(complete.to_numpy(float)).statistic
+        np.testing.assert_allclose(summary["rho"][g], expected, rtol=1e-10, atol=1e-12)
+        assert f"{g} (n = {len(complete)} complete cases)" in summary["texts"]
 
 
 def test_outlier_overview_shows_the_removed_subjects(cohort, tmp_path):
@@ -290,12 +300,8 @@ def test_unknown_option_is_rejected(cohort, tmp_path):
 
 
 def test_reference_table_all_figures(tmp_path):
-    if not REFERENCE_CSV.is_file():
-        pytest.skip(
-            f"reference cohort table not found at {REFERENCE_CSV} (it ships beside the repository as "
-            "../shared/data/cohort_seed)"
-        )
-    table = load_cohort_table(REFERENCE_CSV)
+    require_reference_table()
+    table = load_cohort_table(COHORT_SEED_TABLE)
     start = time.perf_counter()
     written = write_all(table, tmp_path, remove_outliers=True)
     elapsed = time.perf_counter() - start

@@ -342,7 +342,7 @@ def test_reference_window_is_nan_with_fewer_than_16_slices():
 
 def _phantom_slice(outside_value):
     """A bright brain (ellipse) with a dark sulcus, a dark ventricle, an isolated dark pixel
-    and a dark pixel pair, on 96 x 96 anisotropic pixels."""
+    and a dark run of three pixels, on 96 x 96 anisotropic pixels of 0.94 mm^2."""
     rng = np.random.default_rng(1)
     x, y = np.meshgrid(np.arange(96) * DX, np.arange(96) * DY, indexing="ij")
     brain = ((x - 36) / 32) ** 2 + ((y - 60) / 52) ** 2 <= 1
@@ -352,7 +352,7 @@ def _phantom_slice(outside_value):
     sulcus[8:40, 46:48] = True
     ventricles = np.zeros_like(brain)
     ventricles[44:52, 44:52] = True
-    speck, pair = (60, 30), ((60, 70), (60, 71))
+    speck, pair = (60, 30), ((60, 70), (60, 71), (60, 72))
     image[sulcus] = 60.0
     image[ventricles] = 40.0
     image[speck] = 60.0
@@ -367,8 +367,8 @@ def test_csf_mask_finds_dark_sulci_inside_bright_tissue():
     assert csf.shape == image.shape and csf.dtype == bool
     expected = sulcus.copy()
     for p in pair:
-        expected[p + (0,)] = True  # a dark pair of pixels is kept ...
-    assert not expected[speck + (0,)]  # ... a single dark pixel is dropped (< 2 pixels)
+        expected[p + (0,)] = True  # three dark pixels (2.8 mm^2) are kept ...
+    assert not expected[speck + (0,)]  # ... a single dark pixel is dropped (< 2 mm^2)
     # Exactly the sulcus and the pair: no bright tissue, no ventricle, nothing outside the brain.
     np.testing.assert_array_equal(csf, expected)
 
@@ -469,3 +469,30 @@ def test_every_lesion_pixel_gets_exactly_one_class_and_distances_are_exact(case)
     assert int(table3d["n_voxels"].sum()) == int((labels == 2).sum())
     m = subject_metrics(labels, class_volume, np.ones(labels.shape, bool), voxel, table, table3d)
     assert m["lesion_area_mm2"] == m["pewmh_area_mm2"] + m["pawmh_area_mm2"] + m["jcwmh_area_mm2"]
+
+
+def test_csf_mask_means_the_same_on_a_finer_matrix():
+    """The same slice on pixels half as large (each pixel split in four) gives the same CSF
+    mask: the window and the smallest component are set in mm, not in pixels."""
+    image, brain, ventricles, *_ = _phantom_slice(outside_value=0.0)
+    coarse = csf_mask(image, brain, ventricles, VOXEL)
+    fine_args = [np.repeat(np.repeat(a, 2, axis=0), 2, axis=1) for a in (image, brain, ventricles)]
+    fine = csf_mask(*fine_args, (DX / 2, DY / 2, DZ))
+    np.testing.assert_array_equal(fine[::2, ::2], coarse)
+
+
+def test_thin_slices_are_classed_as_the_thick_slices_they_make_up():
+    """Each slice of a real subject split into 7 thin ones gives the same classes, areas and
+    volumes: the rule runs on slabs of 6.5 mm of them (slices_per_rule_slice)."""
+    s = SampleSubject("104252")
+    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
+    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    brain = np.ones(labels.shape, bool)
+    thick = lesion_profile(labels, s.flair, brain, voxel)
+    thin_voxel = (voxel[0], voxel[1], voxel[2] / 7)
+    thin = lesion_profile(*(np.repeat(a, 7, axis=2) for a in (labels, s.flair, brain)), thin_voxel)
+    assert thick.metrics["slices_per_rule_slice"] == 1 and thin.metrics["slices_per_rule_slice"] == 7
+    np.testing.assert_array_equal(thin.class_volume[..., ::7], thick.class_volume)
+    for key, value in thick.metrics.items():
+        if key not in ("n_slices", "slice_spacing_mm", "slices_per_rule_slice"):
+            assert thin.metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key

@@ -15,11 +15,10 @@ from msprofile.labels import LesionClass
 from msprofile.synthetic import demo_cohort as demo
 from msprofile.synthetic.phantom import MAX_SIGNAL, Phantom, make_phantom
 
+from conftest import FLAIR_SAMPLE, SAMPLE_IDS, require_flair_sample
+
 PERIVENTRICULAR, DEEP, JUXTACORTICAL = LesionClass.PEWMH, LesionClass.PAWMH, LesionClass.JCWMH
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-SAMPLE_DIR = SHARED_DATA / "flair_sample"
-SAMPLE_IDS = ("104252", "105074", "105465", "105755")
 VOXEL_MM = (0.9, 0.9, 6.5)
 EIGHT_CONNECTED_3D = np.ones((3, 3, 3), dtype=bool)
 
@@ -64,11 +63,10 @@ def contrast_ratios(flair, lesions, ventricles, pixel_mm) -> tuple[float, float]
 @pytest.fixture(scope="module")
 def real_ratios() -> np.ndarray:
     """Contrast ratios of the four real sample scans, shape (4, 2), from their manual masks."""
-    if not SAMPLE_DIR.is_dir():
-        pytest.skip(f"real sample data not found at {SAMPLE_DIR} (expected ../shared/data/flair_sample)")
+    require_flair_sample()
     ratios = []
     for subject_id in SAMPLE_IDS:
-        folder = SAMPLE_DIR / subject_id
+        folder = FLAIR_SAMPLE / subject_id
         image = nib.load(folder / "flair.nii.gz")
         flair = np.asanyarray(image.dataobj).astype(float)
         lesions = np.asanyarray(nib.load(folder / "wmh_manual.nii.gz").dataobj) > 0

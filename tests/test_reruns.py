@@ -1,8 +1,9 @@
 """Incremental reruns and the GPU limit, on a small finished project run like a user's.
 
 The project lists five subjects whose FLAIRs are copies of demo phantoms in its own data/
-folder. It is run once with ``--cores 4 --resources gpu=1`` and every segment job tagged
-for the GPU; each test then changes one thing, asks Snakemake what it would run
+folder. It is run once with ``--cores 4`` and every segment job tagged for the GPU, with the
+one-GPU limit left to the default profile (workflow/profiles/default, as on a user's
+workstation); each test then changes one thing, asks Snakemake what it would run
 (``--dry-run``) and puts the project back as it was.
 """
 
@@ -44,7 +45,8 @@ def project(tmp_path_factory, demo_run) -> Path:
     # Five subjects in the sheet; the sixth FLAIR waits in data/ to be added by a test.
     rows = [sheet_row(s, "MS" if k % 2 else "HC", 30 + 5 * k) for k, s in enumerate(SUBJECTS[:5])]
     (folder / "config" / "subjects.tsv").write_text(HEADER + "".join(rows))
-    run_snakemake(folder, "--cores", "4", "--resources", "gpu=1", "--set-resources", "segment:gpu=1")
+    # No --resources on the command line: the limit of one GPU job must come from the profile.
+    run_snakemake(folder, "--cores", "4", "--set-resources", "segment:gpu=1")
     return folder
 
 
@@ -99,7 +101,7 @@ def test_changed_flair_reruns_that_subject_and_the_aggregates(restored):
     assert re.findall(r"wildcards: subject=(\S+)", output) == [SUBJECTS[1]] * 3
 
 
-@pytest.mark.parametrize("column,new_value", [("age", "77"), ("group", "HC")])
+@pytest.mark.parametrize("column,new_value", [("age", "77"), ("group", "HC"), ("sex", "M")])
 def test_changed_demographics_rerun_only_the_aggregates(restored, column, new_value):
     sheet = restored / "config" / "subjects.tsv"
     lines = sheet.read_text().splitlines(keepends=True)
@@ -128,6 +130,50 @@ def test_new_model_reruns_segmentation_and_what_follows(restored):
 def test_changed_statistics_option_reruns_only_statistics_and_figures(restored):
     change_config(restored, {"stats": {"lesion_free_shares": "zero"}})
     assert planned_jobs(restored) == {"statistics": 1, "figures": 1, "all": 1}
+
+
+SUBJECT_CHAINS = {"preprocess": 5, "segment": 5, "lesion_metrics": 5, **AGGREGATES}
+
+
+# One case per row of the README's rerun table that is a config change: every config group.
+@pytest.mark.parametrize(
+    "changes,expected",
+    [
+        pytest.param({"results": "results_elsewhere"}, SUBJECT_CHAINS, id="results"),
+        pytest.param({"groups": ["HC", "MS", "CIS"]}, {}, id="groups"),
+        pytest.param({"on_error": "stop"}, {}, id="on_error"),
+        pytest.param({"demo": {"seed": 1}}, {}, id="demo.seed"),
+        pytest.param({"preprocess": {"denoise_iterations": 2}}, SUBJECT_CHAINS, id="preprocess.denoise_iterations"),
+        pytest.param({"preprocess": {"max_slice_tilt_deg": 20.0}}, SUBJECT_CHAINS, id="preprocess.max_slice_tilt_deg"),
+        pytest.param({"qc": {"icv_range_ml": [1000.0, 2000.0]}}, AGGREGATES, id="qc.icv_range_ml"),
+        pytest.param({"qc": {"min_brain_slices": 12, "max_slice_area_cm2": 200.0}}, AGGREGATES, id="qc.other"),
+        pytest.param({"segmentation": {"device": "cpu"}}, {}, id="segmentation.device"),
+        pytest.param({"segmentation": {"batch_size": 2}}, {}, id="segmentation.batch_size"),
+        pytest.param(
+            {"segmentation": {"save_probabilities": True}},
+            {"segment": 5, "lesion_metrics": 5, **AGGREGATES},
+            id="segmentation.save_probabilities",
+        ),
+        pytest.param({"training": {"epochs": 3, "name": "other"}}, {}, id="training"),
+        pytest.param(
+            {"stats": {"remove_outliers": True}},
+            {"statistics_outliers_removed": 1, "figures_outliers_removed": 1, "all": 1},
+            id="stats.remove_outliers",
+        ),
+    ],
+)
+def test_config_change_reruns_what_its_row_says(restored, changes, expected):
+    change_config(restored, changes)
+    assert planned_jobs(restored) == expected
+
+
+def test_existing_cohort_table_reruns_only_statistics_and_figures(restored):
+    shutil.copy(restored / "results" / "cohort" / "cohort.parquet", restored / "data" / "table.parquet")
+    try:
+        change_config(restored, {"cohort_table": "data/table.parquet"})
+        assert planned_jobs(restored) == {"statistics": 1, "figures": 1, "all": 1}
+    finally:
+        (restored / "data" / "table.parquet").unlink()
 
 
 def test_reordered_config_keys_rerun_nothing(restored):

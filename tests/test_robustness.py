@@ -21,6 +21,7 @@ import pytest
 from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
 
 from conftest import REPO, make_project, run_snakemake
+from representations import permuted
 
 pytestmark = pytest.mark.slow
 
@@ -123,9 +124,14 @@ def test_good_subjects_complete_and_the_cohort_is_analysed(catalogue_run):
         "variable == 'TotalVentricleArea' and group == 'all' and sex == 'all' and age_group == 'all'"
     )
     assert pooled["n"].tolist() == [len(GOOD)]
-    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed" in result.stderr
+    # The end-of-run warning and the statistics log name exactly the failed scans.
+    warning = next(line for line in result.stderr.splitlines() if "scans failed and are left out" in line)
+    assert f"{len(bad)} of {len(GOOD) + len(bad)} scans failed" in warning
+    assert sorted(warning.rsplit(": ", 1)[1].split(", ")) == sorted(bad)
     statistics_log = (project / "results" / "logs" / "statistics.log").read_text()
-    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed processing and are left out" in statistics_log
+    left_out = next(line for line in statistics_log.splitlines() if "failed processing and are left out" in line)
+    assert f"{len(bad)} of {len(GOOD) + len(bad)} subjects failed processing and are left out" in left_out
+    assert sorted(left_out.rsplit(": ", 1)[1].split(", ")) == sorted(bad)
 
 
 def test_report_builds_with_failed_subjects(catalogue_run):
@@ -181,17 +187,21 @@ def test_bad_masks_are_named_and_left_out_of_the_evaluation(tmp_path, demo_run):
     masks = {  # subject: (lesion mask, ventricle mask, expected words; None: fine)
         "masks-ok": (wmh, ventricles, None),
         "no-lesions": (np.zeros_like(wmh), ventricles, None),
-        "wrong-shape": (wmh[:128], ventricles, "lesion mask grid (128, 256, 20) does not match"),
-        "wrong-affine": (wmh, ventricles, "shape or affine"),
+        "wrong-shape": (wmh[:128], ventricles, "lesion mask is not on the FLAIR's grid: mask shape (128, 256, 20)"),
+        "wrong-affine": (wmh, ventricles, "lesion mask is not on the FLAIR's grid: mask shape (256, 256, 20)"),
         "probabilities": (wmh * 0.4, ventricles, "mask values must be whole numbers from 0 to 255"),
         "negative": (wmh, -ventricles, "mask values must be whole numbers from 0 to 255"),
         "empty-ventricles": (wmh, np.zeros_like(ventricles), "ventricle mask is empty"),
     }
+    # The same masks stored in another axis order (as after fslreorient2std) are reoriented.
+    masks["other-axis-order"] = (*(permuted(m, flair.affine)[0] for m in (wmh, ventricles)), None)
     rows = []
     for subject_id, (lesions, vents, _) in masks.items():
-        affine = shifted if subject_id == "wrong-affine" else flair.affine
+        affine = {"wrong-affine": shifted, "other-axis-order": permuted(wmh, flair.affine)[1]}.get(
+            subject_id, flair.affine
+        )
         _nifti(data / f"{subject_id}_wmh.nii.gz", lesions, affine)
-        _nifti(data / f"{subject_id}_vent.nii.gz", vents, flair.affine)
+        _nifti(data / f"{subject_id}_vent.nii.gz", vents, flair.affine if subject_id == "wrong-affine" else affine)
         rows.append(
             f"{subject_id}\t../data/flair.nii.gz\tMS\t40\tF\t../data/{subject_id}_wmh.nii.gz\t"
             f"../data/{subject_id}_vent.nii.gz\n"
@@ -201,7 +211,9 @@ def test_bad_masks_are_named_and_left_out_of_the_evaluation(tmp_path, demo_run):
     )
     run_snakemake(project, "--cores", "2", "results/evaluation/segmentation_per_subject.tsv")
     table = pd.read_csv(project / "results" / "evaluation" / "segmentation_per_subject.tsv", sep="\t")
-    assert sorted(set(table["subject_id"])) == ["masks-ok", "no-lesions"]
+    assert sorted(set(table["subject_id"])) == ["masks-ok", "no-lesions", "other-axis-order"]
+    same = table.set_index(["subject_id", "class_name"])
+    assert same.loc["other-axis-order"].equals(same.loc["masks-ok"])
     log = (project / "results" / "logs" / "evaluate_segmentation.log").read_text()
     for subject_id, (_, _, words) in masks.items():
         if words:
@@ -220,7 +232,7 @@ def test_bad_masks_are_named_and_left_out_of_the_evaluation(tmp_path, demo_run):
         "on_error=stop",
         check=False,
     )
-    assert failed.returncode != 0 and "does not match the FLAIR's" in failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "is not on the FLAIR's grid" in failed.stdout + failed.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from msprofile.segmentation.data import (
 from msprofile.segmentation.infer import postprocess
 from msprofile.segmentation.train import configure_tensorflow
 
-from conftest import SampleSubject
+from conftest import REPO, SampleSubject
 
 keras = pytest.importorskip("keras")
 
@@ -156,6 +156,28 @@ def test_model_files_round_trip_keras_and_onnx_agree(tiny_model_dir):
     network, _ = load_network(folder, device="cpu")
     assert network.device == "cpu"
     np.testing.assert_allclose(network(x), expected, atol=1e-5)
+
+
+def test_default_width_has_the_documented_parameter_count():
+    from msprofile.segmentation.model import build_attention_unet
+
+    assert build_attention_unet(base_filters=16).count_params() == 1_962_975  # README, "Segmentation"
+
+
+def test_shipped_model_keras_and_onnx_agree_on_a_real_subject():
+    """The shipped model's two files compute the same probabilities on a real preprocessed
+    subject (the README: the ONNX export is checked against Keras to 1e-4), and its card
+    states the network's true parameter count."""
+    from msprofile.io.models import load_keras_model
+    from msprofile.jobs.segmentation import load_network
+
+    folder = REPO / "resources" / "models" / "msprofile-default"
+    subject = SampleSubject("105465")
+    batch = network_input(preprocess(subject.flair, subject.affine).flair)[4:12]
+    model, card = load_keras_model(folder)
+    assert model.count_params() == card["architecture"]["parameters"]
+    network, _ = load_network(folder, device="cpu")
+    np.testing.assert_allclose(network(batch), np.asarray(model(batch, training=False)), atol=1e-4)
 
 
 def test_tampered_model_is_refused(tiny_model_dir, tmp_path):

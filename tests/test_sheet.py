@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from msprofile.sheet import OUTPUT_COLUMNS, SheetError, SheetProblem, load_subject_sheet
 
+from conftest import FLAIR_SAMPLE, require_flair_sample
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "subjects.schema.yaml"
-SAMPLE = REPO / ".." / "shared" / "data" / "flair_sample"
 COLUMNS = ["subject_id", "flair", "group", "age", "sex"]
 
 
@@ -45,7 +46,7 @@ def write_sheet(
     lines = ["\t".join(columns)] + ["\t".join(r.get(column, "") for column in columns) for r in rows]
     if images:
         for r in rows:
-            for column in ("flair", "wmh_mask", "ventricles_mask"):
+            for column in ("flair", "wmh_mask", "ventricles_mask", "brain_mask"):
                 if r.get(column, "").strip().endswith((".nii", ".nii.gz")):
                     touch(folder / r[column].strip())
     sheet = folder / "subjects.tsv"
@@ -236,7 +237,7 @@ def test_empty_file(tmp_path, content):
     sheet = tmp_path / "subjects.tsv"
     sheet.write_bytes(content)
     error = sheet_error(sheet)
-    assert_names(only_problem(error), error, None, None, None, "the file is empty", "subject_id, flair, group")
+    assert_names(only_problem(error), error, None, None, None, "the file is empty", "subject_id, session, flair, group")
 
 
 @pytest.mark.parametrize(
@@ -329,27 +330,33 @@ def test_valid_sheet_round_trip(tmp_path, monkeypatch):
 
     frame = load(sheet)
 
-    assert frame.index.name == "subject_id"
+    assert frame.index.name == "scan_id"
     assert list(frame.index) == ["s1", "s2", "s3"]
     assert tuple(frame.columns) == OUTPUT_COLUMNS
     assert frame["age"].dtype == float and frame["skull_stripped"].dtype == bool
     records = frame.to_dict("index")
     assert records["s1"] == {
+        "subject_id": "s1",
+        "session": "",
         "flair": "config/img/s1.nii.gz",
         "group": "MS",
         "age": 44.0,
         "sex": "F",
         "wmh_mask": "config/img/s1_wmh.nii",
         "ventricles_mask": "",
+        "brain_mask": "",
         "skull_stripped": True,
     }
     assert math.isnan(records["s2"].pop("age"))
     assert records["s2"] == {
+        "subject_id": "s2",
+        "session": "",
         "flair": "config/img/s2.nii",
         "group": "HC",
         "sex": "",
         "wmh_mask": "",
         "ventricles_mask": "shared.nii.gz",
+        "brain_mask": "",
         "skull_stripped": False,
     }
     assert (records["s3"]["flair"], records["s3"]["age"], records["s3"]["skull_stripped"]) == (
@@ -377,12 +384,11 @@ def test_skull_stripped_spellings(tmp_path, text, flag):
 
 
 def test_sample_cohort_sheet_is_valid():
-    if not SAMPLE.exists():
-        pytest.skip(f"sample cohort not found at {SAMPLE.resolve()}")
-    frame = load(SAMPLE / "subjects.tsv")
+    require_flair_sample()
+    frame = load(FLAIR_SAMPLE / "subjects.tsv")
     assert len(frame) > 0 and frame.index.is_unique
     assert set(frame["group"]) <= {"HC", "MS"}
-    for column in ("flair", "wmh_mask", "ventricles_mask"):
+    for column in ("flair", "wmh_mask", "ventricles_mask", "brain_mask"):
         assert all(path == "" or os.path.isfile(path) for path in frame[column])
 
 
@@ -407,16 +413,31 @@ _CELLS = st.one_of(
             "a.nii.gz",
             "b.nii",
             "c.mgz",
+            "01",
+            "ses-1",
         ]
     ),
     st.text(max_size=12),
 )
 _HEADERS = st.lists(
     st.sampled_from(
-        ["subject_id", "flair", "group", "age", "sex", "wmh_mask", "ventricles_mask", "skull_stripped", "wmh_mak", ""]
+        [
+            "subject_id",
+            "session",
+            "flair",
+            "group",
+            "age",
+            "sex",
+            "wmh_mask",
+            "ventricles_mask",
+            "brain_mask",
+            "skull_stripped",
+            "wmh_mak",
+            "",
+        ]
     ),
     min_size=1,
-    max_size=9,
+    max_size=11,
 )
 
 
@@ -442,4 +463,57 @@ def test_fuzz_only_sheet_errors(tmp_path, content):
     except SheetError as error:
         assert error.problems and str(error).startswith(f"subject sheet {sheet}: ")
     else:
-        assert frame.index.name == "subject_id" and tuple(frame.columns) == OUTPUT_COLUMNS and len(frame) > 0
+        assert frame.index.name == "scan_id" and tuple(frame.columns) == OUTPUT_COLUMNS and len(frame) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions: one row per scan
+
+
+def test_sessions_name_scans_and_keep_subject_and_session(tmp_path):
+    rows = [
+        row("p1", session="02", flair="img/p1_b.nii.gz", age="41"),
+        row("p1", session="01", flair="img/p1_a.nii.gz", age="40"),
+        row("p2", session="01", flair="img/p2.nii.gz"),
+    ]
+    frame = load(write_sheet(tmp_path, rows, [*COLUMNS, "session"]))
+    assert list(frame.index) == ["p1_ses-02", "p1_ses-01", "p2_ses-01"], "sheet order, scan IDs"
+    assert list(frame["subject_id"]) == ["p1", "p1", "p2"]
+    assert list(frame["session"]) == ["02", "01", "01"]
+    assert list(frame["age"]) == [41.0, 40.0, 40.0], "age is per scan"
+
+
+def test_a_sheet_without_sessions_keeps_subject_ids_as_scan_ids(tmp_path):
+    frame = load(write_sheet(tmp_path, [row("s1"), row("s2")]))
+    assert list(frame.index) == list(frame["subject_id"]) == ["s1", "s2"]
+    assert list(frame["session"]) == ["", ""]
+
+
+def test_session_problems_are_named(tmp_path):
+    rows = [
+        row("p1", session="01"),
+        row("p1", session="01"),  # the same scan twice
+        row("P2", session="a", flair="img/p2.nii.gz"),
+        row("P2", flair="img/p2b.nii.gz"),  # no session beside a session of the same subject
+        row("p3", session="ses 1"),  # not a safe label
+    ]
+    error = sheet_error(write_sheet(tmp_path, rows, [*COLUMNS, "session"]))
+    by_line = {problem.line: problem for problem in error.problems}
+    assert len(error.problems) == 4, str(error)
+    assert_names(by_line[2], error, 2, "p1", "session", "duplicate session '01'", "also on line 3")
+    assert_names(by_line[3], error, 3, "p1", "session", "duplicate session '01'", "also on line 2")
+    assert_names(by_line[5], error, 5, "P2", "session", "no session", "sessions on line 4")
+    assert_names(by_line[6], error, 6, "p3", "session", "not a safe session label")
+
+
+def test_brain_mask_column_is_a_checked_path(tmp_path):
+    rows = [row("s1", brain_mask="masks/s1_brain.nii.gz"), row("s2", brain_mask="masks/missing.nii.gz")]
+    sheet = write_sheet(tmp_path, rows, [*COLUMNS, "brain_mask"], images=False)
+    touch(tmp_path / "img" / "s1.nii.gz")
+    touch(tmp_path / "img" / "s2.nii.gz")
+    touch(tmp_path / "masks" / "s1_brain.nii.gz")
+    error = sheet_error(sheet)
+    assert_names(only_problem(error), error, 3, "s2", "brain_mask", "file not found")
+    (tmp_path / "masks" / "missing.nii.gz").write_bytes(b"x")
+    frame = load(sheet)
+    assert frame.loc["s1", "brain_mask"].endswith("masks/s1_brain.nii.gz")

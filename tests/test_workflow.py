@@ -13,17 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from msprofile.qc import qc_flags
 from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
 
 from conftest import (
     REPO,
     SAMPLE_IDS,
-    SHARED_DATA,
     SampleSubject,
     change_config,
     dice,
     make_project,
     require_flair_sample,
+    require_reference_table,
     run_snakemake,
 )
 
@@ -78,7 +79,7 @@ def test_demo_brain_masks_match_the_phantom_truth(demo_run):
             np.asarray(nib.load(demo_run / "results" / "subjects" / subject.subject_id / "brain_mask.nii.gz").dataobj)
             > 0
         )
-        assert dice(mask, truth) >= 0.95, subject.subject_id
+        assert dice(mask, truth) >= 0.965, subject.subject_id  # README: 0.968 to 0.994
 
 
 def test_demo_is_segmented_and_evaluated(demo_run):
@@ -92,6 +93,13 @@ def test_demo_is_segmented_and_evaluated(demo_run):
     summary = pd.read_csv(demo_run / "results" / "evaluation" / "segmentation_summary.tsv", sep="\t")
     assert list(summary["class_name"]) == ["ventricles", "lesions"]
     assert (summary["n_subjects"] == len(DEMO_SUBJECTS)).all()
+    # Accuracy floors against the phantoms' exact masks (pooled Dice 0.71 and 0.72 with the
+    # shipped model): a model that finds nothing, or only one class, fails here.
+    pooled = summary.set_index("class_name")["dice_pooled"]
+    assert pooled["ventricles"] >= 0.6 and pooled["lesions"] >= 0.6, pooled.to_dict()
+    per_subject = pd.read_csv(demo_run / "results" / "evaluation" / "segmentation_per_subject.tsv", sep="\t")
+    ms_lesions = per_subject[(per_subject["class_name"] == "lesions") & per_subject["subject_id"].str.contains("-MS-")]
+    assert len(ms_lesions) == 8 and (ms_lesions["dice"] >= 0.2).all(), ms_lesions[["subject_id", "dice"]]
     assert (demo_run / "results" / "evaluation" / "segmentation_dice.pdf").stat().st_size > 0
 
 
@@ -104,7 +112,11 @@ def test_demo_report_holds_every_figure_and_table(demo_run):
     assert "WARNING" not in result.stdout + result.stderr, "docutils warnings break report captions"
     html = (demo_run / "report.html").read_text()
     results = demo_run / "results"
-    expected = [results / "subjects" / s.subject_id / "preprocess_qc.png" for s in DEMO_SUBJECTS]
+    expected = [
+        results / "subjects" / s.subject_id / name
+        for s in DEMO_SUBJECTS
+        for name in ("preprocess_qc.png", "segmentation_qc.png")
+    ]
     expected += [results / "evaluation" / "segmentation_summary.tsv", results / "evaluation" / "segmentation_dice.png"]
     expected += [results / "stats" / f"{name}.tsv" for name in ("descriptives", "tests", "correlations", "regressions")]
     expected += [results / "figures" / f"{name}.png" for name in figure_names()]
@@ -127,13 +139,13 @@ def test_real_sample_through_the_workflow(tmp_path):
     for sid in SAMPLE_IDS:
         folder = project / "results" / "subjects" / sid
         qc = json.loads((folder / "preprocess_qc.json").read_text())
-        assert qc["qc_pass"], qc["flags"]
+        assert qc_flags(qc) == []
         subject = SampleSubject(sid)
         mask_img = nib.load(folder / "brain_mask.nii.gz")
         np.testing.assert_allclose(mask_img.affine, subject.affine, atol=1e-4)
         mask = np.asarray(mask_img.dataobj) > 0
         structures = subject.lesions | subject.ventricles
-        assert (mask & structures).sum() >= 0.995 * structures.sum()
+        assert (mask & structures).sum() == structures.sum(), "the mask must hold every labelled voxel"
 
 
 def test_bad_sheet_stops_before_any_job(tmp_path):
@@ -190,9 +202,7 @@ def test_required_gpu_that_is_absent_fails_clearly(tmp_path):
 
 
 def test_existing_reference_cohort_table_is_reanalysed(tmp_path):
-    table = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
-    if not table.is_file():
-        pytest.skip(f"reference cohort table not found at {table}")
+    table = require_reference_table()
     project = make_project(tmp_path, config_changes={"stats": {"remove_outliers": True}})
     run_snakemake(project, "--cores", "2", "--config", f"cohort_table={table}")
     stats_dir = project / "results" / "stats"

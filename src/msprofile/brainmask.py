@@ -90,7 +90,7 @@ def brain_mask(
     """
     image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
     otsu = _otsu(image)
-    head = _fill_holes(ndimage.binary_opening(image > 0.5 * otsu, _disk(1.0)[:, :, None]))
+    head = head_mask(image, otsu)
     if not head.any():
         empty = np.zeros(image.shape, dtype=bool)
         return BrainMask(empty, head, float("nan"), float("nan"))
@@ -112,6 +112,23 @@ def brain_mask(
     mask &= depth_mm > max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
     mask = _largest_component(ndimage.binary_opening(mask, _disk(1.0)[:, :, None]))
     return BrainMask(mask, head, scalp_thickness_mm, tissue_intensity)
+
+
+def head_mask(image: np.ndarray, otsu: float | None = None) -> np.ndarray:
+    """The head: foreground above half the Otsu threshold (``otsu``, computed when None), opened
+    and with holes filled per slice. ``image``: canonical float array (X, Y, Z), clipped at 0.
+    Returns bool of its shape."""
+    otsu = _otsu(image) if otsu is None else otsu
+    return _fill_holes(ndimage.binary_opening(image > 0.5 * otsu, _disk(1.0)[:, :, None]))
+
+
+def given_brain_mask(image: np.ndarray, mask: np.ndarray) -> BrainMask:
+    """A brain mask made by another tool (``mask``, bool, canonical grid of ``image``) as a
+    :class:`BrainMask`, with the head of ``image`` (:func:`head_mask`, widened to hold the mask)
+    for the QC measures; scalp thickness and tissue intensity are not measured (NaN)."""
+    image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
+    mask = np.asarray(mask, dtype=bool)
+    return BrainMask(mask, head_mask(image) | mask, float("nan"), float("nan"))
 
 
 def _edge(mask: np.ndarray) -> np.ndarray:

@@ -50,7 +50,18 @@ Conventions a caller must know
   the 2-D rule's precedence); see :func:`lesions_3d` for why. ``any_periventricular`` reports
   the alternative "periventricular if any 2-D part is" (continuity) rule as well.
 * **CSF mask**: see :func:`csf_mask` (per slice, FLAIR scaled to 0-255 by the brain's
-  minimum and maximum on that slice, Gaussian-weighted local mean over brain pixels only).
+  0.5th and 99.5th percentiles on that slice, Gaussian-weighted local mean over brain pixels only).
+* **Thin slices** (3-D data, thin 2-D): the rule was made for the reference's thick slices
+  (6.4-8 mm), and on 1 mm slices every lesion has small cross-sections at its top and bottom
+  that pass the juxtacortical area limit. So slices thinner than about half of
+  ``LesionRule.slice_thickness_mm`` are grouped, from the most inferior one, into slabs of
+  that thickness (:func:`slices_per_rule_slice`), and the rule runs on each slab's footprint
+  (a pixel is lesion where any slice of the slab has lesion, ventricle where any has
+  ventricle and none lesion; the slab's FLAIR is the mean of its slices, its brain the union),
+  as a thick slice shows them. Every lesion voxel takes the class of the footprint lesion it
+  lies in. Areas (mm^2, summed over rule slices) come from the footprints, so that they
+  compare with thick-slice areas; volumes come from the voxels themselves. Thick slices are
+  rule slices of one slice each: the reference's rule, unchanged.
 * **Reference intracranial window**: slices 8 to 15 (0-based array indices on the last axis,
   ``brain[..., 8:16]``, 8 slices), taken in the order the array holds them; NaN when the volume
   has fewer than 16 slices. The whole-brain area is the primary measure.
@@ -122,13 +133,16 @@ class LesionRule:
     ``periventricular_edge_mm``: lesion edge to ventricle; ``periventricular_centroid_mm``:
     lesion centroid to ventricle; ``juxtacortical_edge_mm``: lesion edge to cortical CSF;
     ``juxtacortical_max_area_mm2``: largest juxtacortical lesion (pi * 6^2 / 4, an equivalent
-    diameter of 6 mm). All inclusive.
+    diameter of 6 mm). All inclusive. ``slice_thickness_mm``: the slice thickness the rule is
+    applied on: thinner slices are grouped into slabs this thick (6.5 mm, the middle of the
+    reference cohort's 6.4-8 mm slices; :func:`slices_per_rule_slice`).
     """
 
     periventricular_edge_mm: float = 7.5
     periventricular_centroid_mm: float = 15.0
     juxtacortical_edge_mm: float = 6.0
     juxtacortical_max_area_mm2: float = math.pi * 6.0**2 / 4.0
+    slice_thickness_mm: float = 6.5
 
 
 REFERENCE_RULE = LesionRule()
@@ -141,20 +155,26 @@ class CsfSettings:
     ``block_mm``: side of the Gaussian window, 65 pixels of the reference's 1 mm grid.
     The Gaussian's sigma is OpenCV's for that kernel, ``0.3 * ((block - 1) / 2 - 1) + 0.8``
     (10.1 mm), truncated at ``(block - 1) / 2`` (32 mm). ``offset``: how much darker than the
-    local mean a pixel must be, on the 0-255 scale (25). ``min_size_px``: smallest component
-    kept (8-connected, pixels). ``percentiles``: brain intensities mapped to 0 and 255 on each
-    slice ((0, 100): the brain's minimum and maximum, as the reference's min-max scaling).
+    local mean a pixel must be, on the 0-255 scale (25). ``min_area_mm2``: smallest component
+    kept (8-connected; 2 pixels of the reference's 1 mm grid, in mm^2 so that it means the same
+    at any pixel size). ``percentiles``: brain intensities mapped to 0 and 255 on each
+    slice. The reference scaled by the minimum and maximum; (0.5, 99.5) instead, because two
+    single voxels then set the scale of the whole slice, and they move with the representation
+    (noise, the overshoot of zero-filled interpolation, a bright lesion): on subject 104252 a
+    512 matrix changed the juxtacortical volume from 0.28 to 0.08 mL with (0, 100), from 0.42 to
+    0.50 mL with (0.5, 99.5).
     """
 
     block_mm: float = 65.0
     offset: float = 25.0
-    min_size_px: int = 2
-    percentiles: tuple[float, float] = (0.0, 100.0)
+    min_area_mm2: float = 2.0
+    percentiles: tuple[float, float] = (0.5, 99.5)
 
 
 @dataclass(frozen=True)
 class LesionProfile:
-    """Everything :func:`lesion_profile` computes for one subject (native grid)."""
+    """Everything :func:`lesion_profile` computes for one subject (native grid; ``csf`` on the
+    rule's slices, which are the native slices unless they are thin)."""
 
     csf: np.ndarray
     class_volume: np.ndarray
@@ -179,14 +199,15 @@ def csf_mask(
 
     Per slice: the FLAIR is scaled to 0-255 with the brain's intensities on that slice
     (``settings.percentiles`` of the brain pixels map to 0 and 255, values clipped; default
-    minimum and maximum). A pixel is dark when it is at most the local Gaussian-weighted mean
-    minus ``offset`` (OpenCV's ``ADAPTIVE_THRESH_GAUSSIAN_C`` with ``THRESH_BINARY_INV``, which
-    is also inclusive). The Gaussian window is ``block_mm`` wide in mm, so it covers the same
-    anatomy at any pixel size (65 pixels on the reference's 1 mm grid). The local mean is taken
-    over brain pixels only (normalised convolution), so what lies outside the brain (skull,
-    background, an earlier skull strip) does not move the threshold; the reference blurred the
-    whole slice. Dark pixels are restricted to the brain, ventricles are removed, and
-    8-connected components smaller than ``min_size_px`` pixels are dropped. A slice with fewer
+    the 0.5th and 99.5th, where the reference took the minimum and maximum). A pixel is dark
+    when it is at most the local Gaussian-weighted mean minus ``offset`` (OpenCV's
+    ``ADAPTIVE_THRESH_GAUSSIAN_C`` with ``THRESH_BINARY_INV``, which is also inclusive). The
+    Gaussian window is ``block_mm`` wide in mm, so it covers the same anatomy at any pixel size
+    (65 pixels on the reference's 1 mm grid). The local mean is taken over brain pixels only
+    (normalised convolution), so what lies outside the brain (skull, background, an earlier
+    skull strip) does not move the threshold; the reference blurred the whole slice. Dark pixels
+    are restricted to the brain, ventricles are removed, and 8-connected components smaller
+    than ``min_area_mm2`` are dropped. A slice with fewer
     than two brain pixels or a constant brain gets no CSF. Not bit-exact to OpenCV's 8-bit
     arithmetic (this works in floating point).
     """
@@ -221,7 +242,7 @@ def csf_mask(
         denominator = ndimage.gaussian_filter(weight, sigma_px, mode="constant", truncate=truncate)
         local_mean = np.divide(numerator, denominator, out=np.full_like(numerator, np.inf), where=denominator > 0)
         dark = inside & ~ventricles[..., k] & (scaled <= local_mean - settings.offset)
-        out[..., k] = _drop_small(dark, settings.min_size_px)
+        out[..., k] = _drop_small(dark, math.ceil(settings.min_area_mm2 / (dx * dy) - TOLERANCE))
     return out
 
 
@@ -411,6 +432,43 @@ def _majority_class(counts_by_code: np.ndarray) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RuleSlices:
+    """The volume the 2-D rule ran on (:func:`rule_slices`): ``labels``, ``brain`` and
+    ``class_volume`` of shape ``(nx, ny, n_rule_slices)``, each rule slice made of
+    ``slices_per_rule_slice`` native slices, and its voxel size ``voxel_size_mm`` (mm)."""
+
+    labels: np.ndarray
+    brain: np.ndarray
+    flair: np.ndarray
+    voxel_size_mm: tuple[float, float, float]
+    slices_per_rule_slice: int
+
+
+def slices_per_rule_slice(slice_thickness_mm: float, rule: LesionRule = REFERENCE_RULE) -> int:
+    """How many slices of ``slice_thickness_mm`` make one slice of the rule: the whole number
+    nearest ``rule.slice_thickness_mm / slice_thickness_mm``, at least 1 (1 for slices thicker
+    than 4.4 mm at the default 6.5 mm; 7 for 1 mm slices)."""
+    return max(1, int(math.floor(rule.slice_thickness_mm / slice_thickness_mm + 0.5)))
+
+
+def rule_slices(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, voxel_size_mm, n: int) -> RuleSlices:
+    """Group every ``n`` slices (from the first) into one rule slice: lesion where any slice
+    has lesion, ventricle where any has ventricle and none lesion, the brain's union and the
+    FLAIR's mean (the last rule slice may hold fewer slices). ``n`` 1 returns the inputs."""
+    dx, dy, dz = _voxel_size_3d(voxel_size_mm)
+    if n == 1:
+        return RuleSlices(labels, np.asarray(brain, bool), np.asarray(flair), (dx, dy, dz), 1)
+    starts = np.arange(0, labels.shape[2], n)
+    lesion = np.logical_or.reduceat(labels == SegmentationClass.LESIONS, starts, axis=2)
+    ventricle = np.logical_or.reduceat(labels == SegmentationClass.VENTRICLES, starts, axis=2) & ~lesion
+    footprint = np.where(lesion, SegmentationClass.LESIONS, np.where(ventricle, SegmentationClass.VENTRICLES, 0))
+    counts = np.diff(np.append(starts, labels.shape[2]))
+    mean_flair = np.add.reduceat(np.nan_to_num(np.asarray(flair, dtype=np.float64)), starts, axis=2) / counts
+    union_brain = np.logical_or.reduceat(np.asarray(brain, bool), starts, axis=2)
+    return RuleSlices(footprint.astype(np.uint8), union_brain, mean_flair, (dx, dy, dz * n), n)
+
+
 def subject_metrics(
     labels: np.ndarray,
     class_volume: np.ndarray,
@@ -418,31 +476,36 @@ def subject_metrics(
     voxel_size_mm,
     lesions2d: pd.DataFrame,
     lesions3d: pd.DataFrame,
+    *,
+    rule: tuple[RuleSlices, np.ndarray] | None = None,
 ) -> dict:
     """Per-subject areas, volumes and counts (a flat dict of Python scalars, one cohort row).
 
     Parameters: ``labels`` ``(nx, ny, nz)`` 0/1/2; ``class_volume`` from
     :func:`classify_lesions_2d`; ``brain`` bool ``(nx, ny, nz)`` (the intracranial mask);
     ``voxel_size_mm`` ``(dx, dy, dz)``; ``lesions2d`` / ``lesions3d`` the tables of
-    :func:`classify_lesions_2d` / :func:`lesions_3d` for the same subject.
+    :func:`classify_lesions_2d` / :func:`lesions_3d` for the same subject. ``rule``: for thin
+    slices, the rule slices (:func:`rule_slices`) and their class volume, which ``lesions2d``
+    describes and the areas are taken from; None when the rule ran on the slices themselves.
 
     Keys (units in the names):
 
-    * reference-compatible areas in mm^2, summed over all slices (pixel counts times
+    * reference-compatible areas in mm^2, summed over all (rule) slices (pixel counts times
       ``dx * dy``): ``intracranial_area_mm2`` (brain mask, all slices), ``ventricle_area_mm2``,
       ``pewmh_area_mm2``, ``pawmh_area_mm2``, ``jcwmh_area_mm2``, and ``lesion_area_mm2``
       defined as their sum, so ``lesion = peri + para + juxta`` holds exactly
       (:data:`REFERENCE_COLUMNS` maps cohort-table columns to these keys);
-    * ``intracranial_area_mm2_reference_window``: the brain mask area over slices 8-15
-      (0-based, the reference's fixed 8-slice window, in array order), NaN with fewer than 16
-      slices;
-    * volumes in mL (area times ``dz`` / 1000): ``intracranial_volume_ml``,
+    * ``intracranial_area_mm2_reference_window``: the brain mask area over (rule) slices 8-15
+      (0-based, the reference's fixed 8-slice window, in array order), NaN with fewer than 16;
+    * volumes in mL, voxel counts times the voxel volume: ``intracranial_volume_ml``,
       ``ventricle_volume_ml``, ``pewmh_volume_ml``, ``pawmh_volume_ml``, ``jcwmh_volume_ml``,
-      ``lesion_volume_ml`` (the sum of the three class volumes);
+      ``lesion_volume_ml`` (the sum of the three class volumes); on thick slices these are the
+      areas times ``dz``;
     * counts: ``n_lesions_2d`` and ``n_lesions_2d_pewmh`` / ``_pawmh`` / ``_jcwmh`` (2-D lesions,
-      summed over slices), ``n_lesions_3d`` and ``n_lesions_3d_pewmh`` / ``_pawmh`` / ``_jcwmh``
-      (3-D rule of :func:`lesions_3d`), ``n_lesions_3d_any_periventricular``;
-    * grid: ``n_slices``, ``pixel_area_mm2``, ``slice_spacing_mm``.
+      summed over rule slices), ``n_lesions_3d`` and ``n_lesions_3d_pewmh`` / ``_pawmh`` /
+      ``_jcwmh`` (3-D rule of :func:`lesions_3d`), ``n_lesions_3d_any_periventricular``;
+    * grid: ``n_slices``, ``pixel_area_mm2``, ``slice_spacing_mm``, and
+      ``slices_per_rule_slice`` (1 unless the slices are thin).
     """
     labels = _check_labels(labels)
     class_volume = _check_class_volume(labels, class_volume)
@@ -451,26 +514,38 @@ def subject_metrics(
         raise ValueError(f"brain mask shape {brain.shape} differs from labels shape {labels.shape}")
     dx, dy, dz = _voxel_size_3d(voxel_size_mm)
     pixel_area = dx * dy
-    class_counts = np.bincount(class_volume.ravel(), minlength=4)
-    if int(class_counts[1:].sum()) != int(lesions2d["n_pixels"].sum() if len(lesions2d) else 0):
-        raise ValueError("lesions2d does not describe class_volume (pixel counts differ)")
+    if rule is None:
+        rule = (RuleSlices(labels, brain, np.zeros(0), (dx, dy, dz), 1), class_volume)
+    slices, rule_classes = rule
+    rule_counts = np.bincount(rule_classes.ravel(), minlength=4)
+    if int(rule_counts[1:].sum()) != int(lesions2d["n_pixels"].sum() if len(lesions2d) else 0):
+        raise ValueError("lesions2d does not describe the rule's class volume (pixel counts differ)")
 
     areas = {
-        "intracranial_area_mm2": int(brain.sum()) * pixel_area,
-        "ventricle_area_mm2": int((labels == SegmentationClass.VENTRICLES).sum()) * pixel_area,
-        "pewmh_area_mm2": int(class_counts[LesionClass.PEWMH]) * pixel_area,
-        "pawmh_area_mm2": int(class_counts[LesionClass.PAWMH]) * pixel_area,
-        "jcwmh_area_mm2": int(class_counts[LesionClass.JCWMH]) * pixel_area,
+        "intracranial_area_mm2": int(slices.brain.sum()) * pixel_area,
+        "ventricle_area_mm2": int((slices.labels == SegmentationClass.VENTRICLES).sum()) * pixel_area,
+        "pewmh_area_mm2": int(rule_counts[LesionClass.PEWMH]) * pixel_area,
+        "pawmh_area_mm2": int(rule_counts[LesionClass.PAWMH]) * pixel_area,
+        "jcwmh_area_mm2": int(rule_counts[LesionClass.JCWMH]) * pixel_area,
     }
     areas["lesion_area_mm2"] = areas["pewmh_area_mm2"] + areas["pawmh_area_mm2"] + areas["jcwmh_area_mm2"]
     metrics: dict = dict(areas)
-    if labels.shape[2] >= REFERENCE_WINDOW.stop:
-        metrics["intracranial_area_mm2_reference_window"] = int(brain[..., REFERENCE_WINDOW].sum()) * pixel_area
+    if slices.brain.shape[2] >= REFERENCE_WINDOW.stop:
+        metrics["intracranial_area_mm2_reference_window"] = int(slices.brain[..., REFERENCE_WINDOW].sum()) * pixel_area
     else:
         metrics["intracranial_area_mm2_reference_window"] = float("nan")
 
-    for name in ("intracranial", "ventricle", "pewmh", "pawmh", "jcwmh"):
-        metrics[f"{name}_volume_ml"] = areas[f"{name}_area_mm2"] * dz / 1000.0
+    voxel_ml = pixel_area * dz / 1000.0
+    class_counts = np.bincount(class_volume.ravel(), minlength=4)
+    voxels = {
+        "intracranial": int(brain.sum()),
+        "ventricle": int((labels == SegmentationClass.VENTRICLES).sum()),
+        "pewmh": int(class_counts[LesionClass.PEWMH]),
+        "pawmh": int(class_counts[LesionClass.PAWMH]),
+        "jcwmh": int(class_counts[LesionClass.JCWMH]),
+    }
+    for name, count in voxels.items():
+        metrics[f"{name}_volume_ml"] = count * voxel_ml
     metrics["lesion_volume_ml"] = metrics["pewmh_volume_ml"] + metrics["pawmh_volume_ml"] + metrics["jcwmh_volume_ml"]
 
     codes2d = lesions2d["class_code"].to_numpy() if len(lesions2d) else np.zeros(0, dtype=np.int64)
@@ -484,6 +559,7 @@ def subject_metrics(
     metrics["n_slices"] = int(labels.shape[2])
     metrics["pixel_area_mm2"] = pixel_area
     metrics["slice_spacing_mm"] = dz
+    metrics["slices_per_rule_slice"] = int(slices.slices_per_rule_slice)
     return metrics
 
 
@@ -498,13 +574,35 @@ def lesion_profile(
     csf_settings: CsfSettings = CsfSettings(),
 ) -> LesionProfile:
     """Run :func:`csf_mask` (unless ``csf`` is given), :func:`classify_lesions_2d`,
-    :func:`lesions_3d` and :func:`subject_metrics` on one subject (arrays ``(nx, ny, nz)``)."""
+    :func:`lesions_3d` and :func:`subject_metrics` on one subject (arrays ``(nx, ny, nz)``).
+
+    On thin slices the rule runs on slabs of ``rule.slice_thickness_mm`` (:func:`rule_slices`;
+    a ``csf`` given by the caller must then lie on them) and each lesion voxel takes the class
+    of the slab lesion it lies in; ``lesions2d`` then describes the slab lesions.
+    """
     labels = _check_labels(labels)
+    dz = _voxel_size_3d(voxel_size_mm)[2]
+    slices = rule_slices(labels, flair, brain, voxel_size_mm, slices_per_rule_slice(dz, rule))
     if csf is None:
-        csf = csf_mask(flair, brain, labels == SegmentationClass.VENTRICLES, voxel_size_mm, csf_settings)
-    class_volume, lesions2d = classify_lesions_2d(labels, voxel_size_mm, csf, rule)
+        csf = csf_mask(
+            slices.flair,
+            slices.brain,
+            slices.labels == SegmentationClass.VENTRICLES,
+            slices.voxel_size_mm,
+            csf_settings,
+        )
+    rule_classes, lesions2d = classify_lesions_2d(slices.labels, slices.voxel_size_mm, csf, rule)
+    if slices.slices_per_rule_slice == 1:
+        class_volume = rule_classes
+    else:
+        slab_of_slice = np.arange(labels.shape[2]) // slices.slices_per_rule_slice
+        class_volume = np.where(labels == SegmentationClass.LESIONS, rule_classes[:, :, slab_of_slice], 0).astype(
+            np.uint8
+        )
     lesions3d = lesions_3d(labels, class_volume, voxel_size_mm)
-    metrics = subject_metrics(labels, class_volume, brain, voxel_size_mm, lesions2d, lesions3d)
+    metrics = subject_metrics(
+        labels, class_volume, brain, voxel_size_mm, lesions2d, lesions3d, rule=(slices, rule_classes)
+    )
     return LesionProfile(np.asarray(csf, dtype=bool), class_volume, lesions2d, lesions3d, metrics)
 
 
@@ -585,3 +683,55 @@ def lesion_table(lesions2d: pd.DataFrame, lesions3d: pd.DataFrame, subject_id: s
     table = pd.concat([lesions2d.assign(kind="2d"), lesions3d.assign(kind="3d")], ignore_index=True)
     table.insert(0, "subject_id", subject_id)
     return table[["subject_id", "kind", *[c for c in table.columns if c not in ("subject_id", "kind")]]]
+
+
+#: Where each location class sits among LST-AI's regions (its annotated lesion statistics):
+#: paraventricular here means deep white matter, which LST-AI calls subcortical. LST-AI's fourth
+#: region, infratentorial, has no class here (the reference's 2-D rule does not separate it).
+LST_AI_REGIONS = {
+    LesionClass.PEWMH: "Periventricular",
+    LesionClass.JCWMH: "Juxtacortical",
+    LesionClass.PAWMH: "Subcortical",
+}
+#: Columns of :func:`lesion_stats`.
+LESION_STATS_COLUMNS = ("class", "code", "lst_ai_region", "n_lesions", "n_voxels", "volume_ml")
+_CLASS_WORDS = {
+    LesionClass.PEWMH: "periventricular",
+    LesionClass.PAWMH: "paraventricular",
+    LesionClass.JCWMH: "juxtacortical",
+}
+
+
+def lesion_stats(metrics: dict, class_volume: np.ndarray) -> pd.DataFrame:
+    """One scan's lesion statistics in the shape of LST-AI's (region, lesions, voxels, volume).
+
+    ``metrics``: :func:`lesion_metrics` of the scan; ``class_volume``: its uint8
+    :class:`~msprofile.labels.LesionClass` volume. One row per class, in LST-AI's order
+    (periventricular, juxtacortical, then paraventricular, i.e. deep, which LST-AI calls
+    subcortical), and a row ``all``: ``class``, ``code`` (PEWMH, JCWMH, PAWMH), ``lst_ai_region``
+    (:data:`LST_AI_REGIONS`; empty for ``all``), ``n_lesions`` (3-D lesions, each counted in the
+    class of most of its voxels), ``n_voxels`` and ``volume_ml`` (the class's voxels).
+    """
+    counts = np.bincount(np.asarray(class_volume, dtype=np.uint8).ravel(), minlength=len(LesionClass))
+    rows = [
+        {
+            "class": _CLASS_WORDS[code],
+            "code": code.name,
+            "lst_ai_region": region,
+            "n_lesions": metrics[f"n_lesions_3d_{code.name.lower()}"],
+            "n_voxels": int(counts[code]),
+            "volume_ml": metrics[f"{code.name.lower()}_volume_ml"],
+        }
+        for code, region in LST_AI_REGIONS.items()
+    ]
+    rows.append(
+        {
+            "class": "all",
+            "code": "WMH",
+            "lst_ai_region": "",
+            "n_lesions": metrics["n_lesions_3d"],
+            "n_voxels": int(counts[1:].sum()),
+            "volume_ml": metrics["lesion_volume_ml"],
+        }
+    )
+    return pd.DataFrame(rows, columns=list(LESION_STATS_COLUMNS))

@@ -4,13 +4,21 @@ resampling to the model grid, and QC measures (docs/method.md section 1).
 The reference sharpened instead of denoising, fitted an ellipse instead of extracting the
 brain, normalised with a window taken outside the brain and never updated the affine. Here:
 
+* the acquisition is read from the voxel sizes and the affine (:func:`msprofile.geometry.acquisition`):
+  thick slices of another plane than axial, or tilted beyond ``max_slice_tilt_deg``, are
+  refused with the reason; 3-D data of any orientation is taken;
 * the input is reoriented to RAS+ without interpolation (:mod:`msprofile.geometry`), so 2-D
   axial, 3-D isotropic and any stored orientation all give axial slices on the last axis;
+* NaN or infinite voxels outside the head (SPM's reslicing leaves NaN outside the field of
+  view) are set to 0 and counted; in the head or next to the brain they are refused;
 * denoising is an edge-preserving Perona-Malik diffusion within each slice;
 * the brain mask follows the brain surface (:mod:`msprofile.brainmask`);
 * intensities are scaled by robust percentiles of the brain voxels;
 * the image is resampled in-plane to a fixed matrix and pixel size centred on the brain,
-  slices kept, with an affine that is correct by construction.
+  slices kept (3-D data tilted beyond ``max_slice_tilt_deg`` is resliced onto scanner-axial
+  slices instead), with an affine that is correct by construction.
+
+QC judgement (flags, ``qc_pass``) is :mod:`msprofile.qc`'s, from the measures made here.
 """
 
 from __future__ import annotations
@@ -21,8 +29,18 @@ import numpy as np
 from scipy import ndimage
 
 from . import __version__
-from .brainmask import BrainMaskSettings, brain_mask
-from .geometry import Grid, from_canonical, model_grid, resample, to_canonical
+from .brainmask import BrainMaskSettings, brain_mask, given_brain_mask
+from .geometry import (
+    Grid,
+    HeaderGeometry,
+    acquisition,
+    axial_model_grid,
+    from_canonical,
+    model_grid,
+    resample,
+    to_canonical,
+)
+from .montage import brain_mask_montage
 
 
 @dataclass(frozen=True)
@@ -32,17 +50,17 @@ class PreprocessSettings:
     ``matrix``: model grid in-plane size (pixels). ``pixel_size_mm``: model grid pixel size.
     ``denoise_iterations``: Perona-Malik steps (0 switches denoising off).
     ``normalise_percentiles``: brain-voxel percentiles mapped to 0 and 1.
-    ``icv_range_ml``: plausible intracranial volume, checked when the brain spans at least
-    ``full_coverage_mm`` in z. ``max_slice_area_cm2``: no axial brain section is larger.
+    ``max_slice_tilt_deg``: the steepest tilt of axial slices from the scanner's axial plane
+    that the network is given as they are (head positioning along the AC-PC line tilts axial
+    slices by up to about 25 degrees); thick slices tilted further are refused, 3-D data
+    tilted further is resliced onto scanner-axial slices.
     """
 
     matrix: tuple[int, int] = (256, 256)
     pixel_size_mm: float = 0.9
     denoise_iterations: int = 3
     normalise_percentiles: tuple[float, float] = (1.0, 99.0)
-    icv_range_ml: tuple[float, float] = (900.0, 2200.0)
-    full_coverage_mm: float = 100.0
-    max_slice_area_cm2: float = 250.0
+    max_slice_tilt_deg: float = 30.0
     brain_mask: BrainMaskSettings = field(default_factory=BrainMaskSettings)
 
     @classmethod
@@ -112,28 +130,60 @@ def preprocess(
     *,
     skull_stripped: bool = False,
     settings: PreprocessSettings = PreprocessSettings(),
+    header: HeaderGeometry | None = None,
+    given_mask: np.ndarray | None = None,
 ) -> Preprocessed:
     """Preprocess one FLAIR volume.
 
-    ``flair``: array (X, Y, Z) in any orientation; ``affine``: its 4 x 4 voxel-to-mm matrix.
-    Raises ``ValueError`` for an image with no contrast or no brain found.
+    ``flair``: array (X, Y, Z) in any orientation, NaN or infinite outside the head allowed;
+    ``affine``: its 4 x 4 voxel-to-mm matrix; ``header``: the file's two affines with their
+    codes, recorded in the QC (default: ``affine`` as the sform and qform, scanner space).
+    ``given_mask``: a brain mask made by another tool on the same grid (non-zero is brain),
+    used instead of the brain extraction; the QC records ``brain_mask_source`` ``given`` (else
+    ``workflow``). Raises ``ValueError`` with the reason for an acquisition the network cannot
+    segment (:meth:`msprofile.geometry.Acquisition.problem`), an image with no contrast, NaN or
+    infinite voxels in the head, or no brain found.
     """
     native = Grid(tuple(flair.shape), np.asarray(affine, dtype=np.float64))
+    acquired = acquisition(native)
+    problem = acquired.problem(settings.max_slice_tilt_deg)
+    if problem:
+        raise ValueError(problem)
+    nonfinite = ~np.isfinite(flair)
+    flair = np.where(nonfinite, np.float32(0), flair) if nonfinite.any() else flair
     canonical_image, canonical = to_canonical(flair, native)
     if np.ptp(canonical_image) == 0:
         raise ValueError("image is constant (every voxel has the same value)")
     denoised = denoise(canonical_image, settings.denoise_iterations)
     pixel_size_mm = float(canonical.voxel_size_mm[:2].mean())
-    extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+    if given_mask is None:
+        extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+    else:
+        extraction = given_brain_mask(denoised, to_canonical(np.asarray(given_mask) > 0, native)[0])
     mask = extraction.mask
+    if nonfinite.any():
+        _check_nonfinite(to_canonical(nonfinite, native)[0], extraction.head, mask)
     if not mask.any():
         raise ValueError("brain extraction found no brain (is this a head FLAIR?)")
     normalised, low, high = normalise(denoised, mask, settings.normalise_percentiles)
-    xs, ys, _ = np.nonzero(mask)
-    centre = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
-    model = model_grid(canonical, matrix=settings.matrix, pixel_size_mm=settings.pixel_size_mm, centre_voxel=centre)
+    if acquired.axial_within(settings.max_slice_tilt_deg):
+        xs, ys, _ = np.nonzero(mask)
+        centre = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
+        model = model_grid(canonical, matrix=settings.matrix, pixel_size_mm=settings.pixel_size_mm, centre_voxel=centre)
+    else:
+        model = axial_model_grid(
+            canonical,
+            mask,
+            matrix=settings.matrix,
+            pixel_size_mm=settings.pixel_size_mm,
+            slice_spacing_mm=float(native.voxel_size_mm.max()),
+        )
     flair_model = resample(normalised, canonical, model, order=1).astype(np.float32)
     qc = qc_measures(canonical_image, mask, extraction.head, canonical, native, model, skull_stripped, settings)
+    qc["acquisition"] = acquired.to_dict()
+    qc["header"] = (header or HeaderGeometry.derived(native.affine, 1)).to_dict()
+    qc["nonfinite_voxels_set_to_zero"] = int(nonfinite.sum())
+    qc["brain_mask_source"] = "workflow" if given_mask is None else "given"
     qc["scalp_thickness_mm"] = _rounded(extraction.scalp_thickness_mm)
     qc["normalisation"] = {
         "method": "brain_percentiles",
@@ -151,6 +201,18 @@ def preprocess(
     )
 
 
+def _check_nonfinite(nonfinite: np.ndarray, head: np.ndarray, mask: np.ndarray) -> None:
+    """Refuse NaN or infinite voxels (set to 0 by then) that lie in the head, next to the brain
+    or in an image where no brain was found: there they replace anatomy, not background."""
+    near_brain = ndimage.binary_dilation(mask, np.ones((3, 3, 3), dtype=bool)) if mask.any() else mask
+    inside = int((nonfinite & (head | near_brain)).sum())
+    if inside or not mask.any():
+        raise ValueError(
+            f"{int(nonfinite.sum())} voxels are NaN or infinite, {inside} of them in the head or next to the brain "
+            "(only background outside the head may be NaN: it is set to 0)"
+        )
+
+
 def qc_measures(
     image: np.ndarray,
     mask: np.ndarray,
@@ -161,9 +223,13 @@ def qc_measures(
     skull_stripped: bool,
     settings: PreprocessSettings,
 ) -> dict:
-    """QC measures of a brain mask on the canonical grid, with flags for a failed extraction.
+    """QC measures of a brain mask on the canonical grid (the flags are judged from them by
+    :func:`msprofile.qc.qc_flags`).
 
     Volumes in mL, areas in cm^2, lengths in mm, intensities in input units.
+    ``brain_slices`` and ``brain_z_extent_mm`` (slices with brain times the slice spacing)
+    measure coverage; ``brain_touches_image_edge`` and ``brain_larger_than_model_grid`` say
+    whether the field of view of the input or of the model grid cuts the brain.
     """
     voxel_area_cm2 = float(np.prod(canonical.voxel_size_mm[:2])) / 100.0
     slice_area_cm2 = mask.sum(axis=(0, 1)) * voxel_area_cm2
@@ -176,20 +242,9 @@ def qc_measures(
     outside_brain = head & ~mask
     brain_p1, brain_p50, brain_p99 = np.percentile(image[mask], [1, 50, 99])
 
-    flags = []
     border = np.zeros(mask.shape[:2], dtype=bool)
     border[[0, -1], :] = border[:, [0, -1]] = True
-    if mask[border].any():
-        flags.append("brain_touches_image_edge")
     brain_extent_mm = (np.ptp(np.nonzero(mask)[0]) + 1, np.ptp(np.nonzero(mask)[1]) + 1) * canonical.voxel_size_mm[:2]
-    if np.any(brain_extent_mm > np.asarray(model.shape[:2]) * settings.pixel_size_mm):
-        flags.append("brain_larger_than_model_grid")
-    if z_extent_mm >= settings.full_coverage_mm and not settings.icv_range_ml[0] <= icv_ml <= settings.icv_range_ml[1]:
-        flags.append("intracranial_volume_implausible")
-    if slice_area_cm2.max() > settings.max_slice_area_cm2:
-        flags.append("slice_area_implausible")
-    if not skull_stripped and brain_to_head > 0.9:
-        flags.append("skull_not_removed")
 
     return {
         "msprofile_version": __version__,
@@ -202,55 +257,22 @@ def qc_measures(
         "brain_z_extent_mm": _rounded(z_extent_mm),
         "max_slice_area_cm2": _rounded(float(slice_area_cm2.max())),
         "brain_to_head_area_ratio": _rounded(brain_to_head),
+        "brain_touches_image_edge": bool(mask[border].any()),
+        "brain_larger_than_model_grid": bool(
+            np.any(brain_extent_mm > np.asarray(model.shape[:2]) * settings.pixel_size_mm)
+        ),
         "intensity": {
             "brain_p1": _rounded(brain_p1),
             "brain_p50": _rounded(brain_p50),
             "brain_p99": _rounded(brain_p99),
             "head_outside_brain_p50": _rounded(np.median(image[outside_brain])) if outside_brain.any() else None,
         },
-        "flags": flags,
-        "qc_pass": not flags,
     }
 
 
-def qc_figure(image: np.ndarray, mask: np.ndarray, n_slices: int = 8) -> tuple[np.ndarray, list[int], tuple[int, int]]:
-    """Montage of ``n_slices`` axial slices spread over the brain, mask outlined in red.
-
-    ``image``, ``mask``: canonical (RAS+) arrays. Shown in radiological convention (subject's
-    right on the image's left, anterior up), in two rows. Returns the RGB uint8 montage, the
-    slice indices shown (in tile order) and the (height, width) of one tile.
-    """
-    brain_slices = np.flatnonzero(mask.any(axis=(0, 1)))
-    chosen = np.unique(np.linspace(brain_slices[0], brain_slices[-1], n_slices).round().astype(int))
-    window_high = float(np.percentile(image, 99.5)) or 1.0
-    outline = mask & ~ndimage.binary_erosion(mask, np.ones((3, 3, 1), dtype=bool))
-    tiles = []
-    for k in chosen:
-        grey = np.clip(image[:, :, k] / window_high * 255.0, 0, 255).astype(np.uint8)
-        rgb = np.repeat(grey[:, :, None], 3, axis=2)
-        rgb[outline[:, :, k]] = (255, 40, 40)
-        tiles.append(rgb[::-1, ::-1].transpose(1, 0, 2))
-    columns = (len(tiles) + 1) // 2
-    tiles += [np.zeros_like(tiles[0])] * (2 * columns - len(tiles))
-    rows = [np.concatenate(tiles[r * columns : (r + 1) * columns], axis=1) for r in range(2)]
-    return np.concatenate(rows, axis=0), [int(k) for k in chosen], tiles[0].shape[:2]
-
-
 def qc_image(image: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
-    """:func:`qc_figure` with a title line and the slice numbers: RGB uint8 (H, W, 3)."""
-    from PIL import Image, ImageDraw
-
-    montage, slices, (tile_h, tile_w) = qc_figure(image, mask)
-    canvas = Image.new("RGB", (montage.shape[1], montage.shape[0] + 16))
-    canvas.paste(Image.fromarray(montage), (0, 16))
-    draw = ImageDraw.Draw(canvas)
-    draw.text(
-        (4, 2), f"{title}   brain mask outline (red), radiological view: R on left, anterior up", fill=(255, 255, 255)
-    )
-    columns = montage.shape[1] // tile_w
-    for i, k in enumerate(slices):
-        draw.text(((i % columns) * tile_w + 4, 16 + (i // columns) * tile_h + 4), f"z={k}", fill=(255, 255, 0))
-    return np.asarray(canvas)
+    """The brain-mask QC picture (:func:`msprofile.montage.brain_mask_montage`): RGB uint8 (H, W, 3)."""
+    return brain_mask_montage(image, mask, title)
 
 
 def _rounded(value, digits: int = 4):

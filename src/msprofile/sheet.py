@@ -6,8 +6,11 @@ each naming its line, subject and column, so that a user fixes the sheet in one 
 
 The per-row rules (required columns, ID pattern, age range, image extensions) live in
 the JSON Schema ``workflow/schemas/subjects.schema.yaml``; this module adds the checks a
-schema for one row cannot make: the header, unique IDs, the allowed groups from the
+schema for one row cannot make: the header, unique scans, the allowed groups from the
 config and the existence of the image files.
+
+A row is one scan (:mod:`msprofile.scans`): a subject with several sessions has one row per
+session, each with its ``session`` label, and each row is named by its scan ID.
 """
 
 from __future__ import annotations
@@ -26,10 +29,24 @@ import jsonschema
 import pandas as pd
 import yaml
 
-#: Columns of the DataFrame returned by :func:`load_subject_sheet` (index: ``subject_id``).
-OUTPUT_COLUMNS = ("flair", "group", "age", "sex", "wmh_mask", "ventricles_mask", "skull_stripped")
+from .scans import scan_id
+
+#: Columns of the scan table returned by :func:`load_subject_sheet` (and by
+#: :func:`msprofile.bids_input.load_bids_scans`); its index is the scan ID (``scan_id``).
+OUTPUT_COLUMNS = (
+    "subject_id",
+    "session",
+    "flair",
+    "group",
+    "age",
+    "sex",
+    "wmh_mask",
+    "ventricles_mask",
+    "brain_mask",
+    "skull_stripped",
+)
 #: Columns holding image paths: checked for existence and rewritten as workflow paths.
-PATH_COLUMNS = ("flair", "wmh_mask", "ventricles_mask")
+PATH_COLUMNS = ("flair", "wmh_mask", "ventricles_mask", "brain_mask")
 
 _TRUE_WORDS = frozenset({"true", "yes", "1"})
 _FALSE_WORDS = frozenset({"false", "no", "0"})
@@ -44,6 +61,9 @@ _TYPE_WORDS = {
 _PATTERN_HINTS = {
     "subject_id": (
         "is not a safe subject ID: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    ),
+    "session": (
+        "is not a safe session label: use 1 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit"
     ),
     **{column: "has an unsupported extension: images must end in .nii or .nii.gz" for column in PATH_COLUMNS},
 }
@@ -104,12 +124,13 @@ def load_subject_sheet(
     will create (relative to the current directory, like Snakemake paths) and so need not
     exist yet. Relative paths in the sheet are relative to the sheet's folder.
 
-    Returns a DataFrame indexed by ``subject_id`` in sheet order with the columns
-    :data:`OUTPUT_COLUMNS`: ``flair``, ``group``, ``age`` (float, NaN when empty),
-    ``sex`` ("" when empty), ``wmh_mask`` and ``ventricles_mask`` ("" when absent) and
-    ``skull_stripped`` (bool). Image paths are written relative to the current directory
-    when they lie under it and absolute otherwise, because Snakemake matches paths as
-    strings.
+    Returns the scan table: a DataFrame indexed by ``scan_id``
+    (:func:`msprofile.scans.scan_id`) in sheet order with the columns :data:`OUTPUT_COLUMNS`:
+    ``subject_id``, ``session`` ("" when the sheet has none), ``flair``, ``group``, ``age``
+    (float, NaN when empty), ``sex`` ("" when empty), ``wmh_mask``, ``ventricles_mask`` and
+    ``brain_mask`` ("" when absent) and ``skull_stripped`` (bool). Image paths are written
+    relative to the current directory when they lie under it and absolute otherwise, because
+    Snakemake matches paths as strings.
 
     Raises :class:`SheetError` listing every problem found when the sheet is unusable.
     """
@@ -127,7 +148,7 @@ def load_subject_sheet(
         required=frozenset(schema["required"]),
         allowed_groups=tuple(allowed_groups),
         sheet_dir=os.path.dirname(os.path.abspath(path)),
-        generated=frozenset(_workflow_path(os.fspath(generated)) for generated in generated_paths),
+        generated=frozenset(workflow_path(os.fspath(generated)) for generated in generated_paths),
     )
     records, ids = [], []
     rows = list(_data_lines(lines, header_line))
@@ -141,7 +162,7 @@ def load_subject_sheet(
         row_problems, record = checker.check(line, cells)
         problems += row_problems
         records.append(record)
-        ids.append((line, cells["subject_id"]))
+        ids.append((line, cells["subject_id"], cells.get("session", "")))
     problems += _duplicate_problems(ids)
     if problems:
         # Read like the sheet: top to bottom, then left to right.
@@ -231,31 +252,54 @@ def _ragged_problem(line: int, fields: list[str], expected: int) -> SheetProblem
     )
 
 
-def _duplicate_problems(ids: list[tuple[int, str]]) -> list[SheetProblem]:
-    """One problem per line whose subject ID is also on another line, naming those lines.
+def _duplicate_problems(ids: list[tuple[int, str, str]]) -> list[SheetProblem]:
+    """Problems of the scans' identity, from ``(line, subject_id, session)`` of every row.
 
-    IDs are compared without case: they name output folders, and `Sub1` and `sub1` are the
-    same folder on the case-insensitive file systems of macOS and Windows.
+    One problem per line whose scan (subject and session) is also on another line, naming those
+    lines, and one per line without a session of a subject that has sessions on other lines (its
+    scans could not be told apart). IDs and sessions are compared without case: they name output
+    folders, and `Sub1` and `sub1` are the same folder on the case-insensitive file systems of
+    macOS and Windows.
     """
-    lines_by_id = defaultdict(list)
-    for line, subject_id in ids:
+    lines_by_scan = defaultdict(list)
+    sessions_by_subject = defaultdict(list)
+    for line, subject_id, session in ids:
         if subject_id:
-            lines_by_id[subject_id.casefold()].append((line, subject_id))
+            lines_by_scan[scan_id(subject_id, session).casefold()].append((line, subject_id, session))
+            sessions_by_subject[subject_id.casefold()].append((line, session))
     problems = []
-    for entries in lines_by_id.values():
-        for line, subject_id in entries if len(entries) > 1 else ():
+    for entries in lines_by_scan.values():
+        for line, subject_id, session in entries if len(entries) > 1 else ():
             others = ", ".join(
                 f"{other}" if other_id == subject_id else f"{other} (as {other_id})"
-                for other, other_id in entries
+                for other, other_id, _ in entries
                 if other != line
             )
-            problems.append(
-                SheetProblem(line, subject_id, "subject_id", f"duplicate subject ID, also on line {others}")
-            )
+            if session:
+                problem = SheetProblem(
+                    line, subject_id, "session", f"duplicate session {session!r} of the subject, also on line {others}"
+                )
+            else:
+                problem = SheetProblem(line, subject_id, "subject_id", f"duplicate subject ID, also on line {others}")
+            problems.append(problem)
+    for entries in sessions_by_subject.values():
+        with_session = [str(line) for line, session in entries if session]
+        if with_session:
+            problems += [
+                SheetProblem(
+                    line,
+                    next(subject for other, subject, _ in ids if other == line),
+                    "session",
+                    f"no session, but the subject has sessions on line {', '.join(with_session)}: "
+                    "give every scan of a subject with several sessions its session",
+                )
+                for line, session in entries
+                if not session
+            ]
     return problems
 
 
-def _workflow_path(path: str) -> str:
+def workflow_path(path: str | os.PathLike) -> str:
     """Normalise ``path``, relative to the current directory when it lies under it, else absolute."""
     absolute = os.path.abspath(path)
     cwd = os.getcwd()
@@ -338,12 +382,14 @@ class _RowChecker:
         return list(problems.values()), self._record(instance, paths)
 
     def _resolve(self, path: str) -> str:
-        return _workflow_path(os.path.join(self.sheet_dir, path))
+        return workflow_path(os.path.join(self.sheet_dir, path))
 
     @staticmethod
     def _record(instance: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
         return {
+            "scan_id": scan_id(instance["subject_id"], instance.get("session", "")),
             "subject_id": instance["subject_id"],
+            "session": instance.get("session", ""),
             "group": instance["group"],
             "age": instance.get("age", math.nan),
             "sex": instance.get("sex", ""),
@@ -353,5 +399,5 @@ class _RowChecker:
 
 
 def _to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(records, columns=["subject_id", *OUTPUT_COLUMNS])
-    return frame.astype({"age": float, "skull_stripped": bool}).set_index("subject_id")
+    frame = pd.DataFrame.from_records(records, columns=["scan_id", *OUTPUT_COLUMNS])
+    return frame.astype({"age": float, "skull_stripped": bool}).set_index("scan_id")

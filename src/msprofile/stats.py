@@ -104,6 +104,8 @@ from scipy import optimize
 from scipy import stats as sps
 from statsmodels.regression.linear_model import OLS
 
+from .scans import session_sort_key
+
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
@@ -220,8 +222,11 @@ def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFram
     age_years, sex`` and the area columns, as the workflow's cohort table). Mapping: PatientID
     -> ``subject_id`` (string), PatientAge -> ``age_years``, PatientSex 0/1 -> ``F``/``M``,
     StudyGroup -> ``group``. Other columns are kept. Rows of the workflow's table with
-    ``status`` ``failed`` (subjects whose processing failed under ``on_error: record``) are
-    left out, and the log names them. Raises ``ValueError`` naming ``source`` (the file) and
+    ``status`` ``failed`` (scans whose processing failed under ``on_error: record``) are
+    left out, and the log names them. Where a subject has several scans (the workflow's
+    ``session`` column), the analyses are cross-sectional and take each subject once: its first
+    successful session in natural order (:func:`msprofile.scans.session_sort_key`); the log
+    says how many scans that leaves out. Raises ``ValueError`` naming ``source`` (the file) and
     the missing columns (or the offending values) when the table does not fit.
     """
     if "status" in raw.columns:  # the workflow's cohort table: subjects that failed have no measures
@@ -236,6 +241,8 @@ def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFram
                 ", ".join(raw.loc[failed, "subject_id"].astype(str)),
             )
             raw = raw.loc[~failed].reset_index(drop=True)
+    if "session" in raw.columns:
+        raw = first_session_per_subject(raw)
     reference_needed = [*REFERENCE_INPUT_COLUMNS, *AREA_COLUMNS]
     if all(c in raw.columns for c in reference_needed):
         table = raw.rename(columns=REFERENCE_INPUT_COLUMNS)
@@ -256,6 +263,28 @@ def cohort_input(raw: pd.DataFrame, source: str = "cohort table") -> pd.DataFram
             f"{reference_needed} or this project's {list(COHORT_COLUMNS)})"
         )
     return _normalise(table, source=source)
+
+
+def first_session_per_subject(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (with ``subject_id`` and ``session``, missing or "" for none) with one row per
+    subject: its first session in natural order; the order of the rows kept otherwise."""
+    sessions = table["session"].astype("string").fillna("").tolist()
+    subjects = table["subject_id"].astype(str).tolist()
+    keep = np.zeros(len(table), dtype=bool)
+    seen = set()
+    for i in sorted(range(len(table)), key=lambda i: (session_sort_key(sessions[i]), i)):
+        if subjects[i] not in seen:
+            seen.add(subjects[i])
+            keep[i] = True
+    if not keep.all():
+        repeated = table.loc[~keep, "subject_id"].nunique()
+        log.info(
+            "%d later sessions of %d subjects are left out of the statistics: each subject counts once, "
+            "with its first session",
+            int((~keep).sum()),
+            repeated,
+        )
+    return table.loc[keep].reset_index(drop=True)
 
 
 def _normalise(table: pd.DataFrame, source: str = "cohort table") -> pd.DataFrame:

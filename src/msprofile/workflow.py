@@ -63,3 +63,22 @@ def run_subject_job(smk, step: str, work: Callable[[], None], *, upstream=()) ->
             subject_dir=Path(smk.output[0]).parent,
             on_error=smk.config["on_error"],
         )
+
+
+def epoch_logger(epochs: int, what: str = "training") -> Callable:
+    """An ``on_epoch(epoch, loss, model)`` callback for :func:`msprofile.segmentation.train.train`
+    that logs every epoch: its number of ``epochs``, the mean training loss, the learning rate
+    the optimizer used and the epoch's wall time in seconds, so that a job training for hours
+    says in its log how far it is and how fast it goes."""
+    last = time.perf_counter()
+
+    def on_epoch(epoch: int, loss: float, model) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        rate = float(model.optimizer.learning_rate.numpy())
+        log.info(
+            "%s epoch %d/%d: loss %.5f, learning rate %.3g, %.1f s", what, epoch + 1, epochs, loss, rate, now - last
+        )
+        last = now
+
+    return on_epoch

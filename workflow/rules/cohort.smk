@@ -5,6 +5,7 @@ rule cohort_table:
         lesions=expand(f"{SUBJECT_DIR}/lesions.parquet", subject=SUBJECTS.index),
     output:
         cohort=f"{RESULTS}/cohort/cohort.parquet",
+        cohort_tsv=f"{RESULTS}/cohort/cohort.tsv",
         lesions=f"{RESULTS}/cohort/lesions.parquet",
         failures=f"{RESULTS}/cohort/failures.tsv",
     log:
@@ -16,8 +17,13 @@ rule cohort_table:
         mem_mb=4000,
         runtime=30,
     params:
-        # Demographics come from the sheet as parameters: editing an age or a group reruns
-        # this table and what follows it, never a subject's images.
-        sheet=SUBJECTS[["group", "age", "sex"]].to_dict(orient="index"),
+        # Demographics come from the scan table as parameters: editing an age or a group reruns
+        # this table and what follows it, never a scan's images.
+        sheet=SUBJECTS[["subject_id", "session", "group", "age", "sex"]].to_dict(
+            orient="index"
+        ),
+        # QC is judged here from each scan's measures: a changed threshold re-judges the
+        # cohort without rerunning any image work.
+        qc=config["qc"],
     script:
         "../scripts/cohort_table.py"

@@ -1,6 +1,8 @@
 import json
+import os
 import re
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +11,10 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from msprofile import __version__ as msprofile_version
+from msprofile.bids_input import BidsInputError, load_bids_scans
+from msprofile.derivatives import DERIVATIVES, DerivativesError, bids_scans
 from msprofile.outputs import figure_names, stats_tables
+from msprofile.scans import SCAN_ID_PATTERN
 from msprofile.synthetic import demo_cohort
 from msprofile.sheet import SheetError, load_subject_sheet
 
@@ -32,15 +37,43 @@ config.clear()
 config.update(_config_sorted)
 
 RESULTS = config["results"]
+# One folder per scan, named by its scan ID (msprofile.scans): the subject ID when the subject
+# has no sessions. The `subject` wildcard holds the scan ID.
 SUBJECT_DIR = f"{RESULTS}/subjects/{{subject}}"
 LOG_DIR = f"{RESULTS}/logs"
 # Fixed, not configurable: the demo sheet's paths point here.
 DEMO_DIR = "resources/demo"
 DEMO_IDS = [s.subject_id for s in demo_cohort.DEMO_SUBJECTS]
 DEMO_FILES = ("flair.nii.gz", "wmh_manual.nii.gz", "ventricles_manual.nii.gz")
+# The demo BIDS dataset (target demo_bids): a few demo phantoms as a BIDS dataset, to try BIDS input.
+DEMO_BIDS_DIR = "resources/demo_bids"
+DEMO_BIDS_SCANS = demo_cohort.DEMO_BIDS_SCANS
+DEMO_BIDS_SUBJECTS = list(dict.fromkeys(subject for subject, _ in DEMO_BIDS_SCANS))
+demo_bids_label = demo_cohort.demo_bids_label
+
+
+BIDS_DIR = config["bids_dir"]
 
 
 def _load_subjects():
+    """The scan table (msprofile.sheet.OUTPUT_COLUMNS, indexed by scan ID): from the BIDS
+    dataset of bids_dir, or from the subject sheet."""
+    if BIDS_DIR:
+        settings = config["bids"]
+        try:
+            return load_bids_scans(
+                BIDS_DIR,
+                participant_labels=settings["participant_label"],
+                session_labels=settings["session_label"],
+                flair_filters=settings["flair_filters"],
+                columns=settings["columns"],
+                allowed_groups=config["groups"],
+                require_flair=settings["require_flair"],
+                brain_mask_dir=settings["brain_masks"],
+                brain_mask_desc=settings["brain_mask_desc"],
+            )
+        except BidsInputError as exc:
+            raise WorkflowError(str(exc)) from None
     generated = [f"{DEMO_DIR}/{sid}/{name}" for sid in DEMO_IDS for name in DEMO_FILES]
     try:
         return load_subject_sheet(
@@ -53,11 +86,53 @@ def _load_subjects():
         raise WorkflowError(str(exc)) from None
 
 
+# The scan table: one row per scan (a subject with several sessions has several).
 SUBJECTS = _load_subjects()
+INPUT_NAME = BIDS_DIR or config["subjects"]
 
-MODEL_DIR = config["segmentation"]["model"]
+
+def _model_dir():
+    """The model folder: as configured, relative to the working directory; a relative path that
+    is not there but is in this repository (the shipped model) is taken from the repository, so
+    that runs from another working directory (the msprofile command) find the shipped model.
+    """
+    configured = config["segmentation"]["model"]
+    shipped = Path(workflow.basedir).parent / configured
+    if (
+        Path(configured).is_absolute()
+        or Path(configured).exists()
+        or not shipped.exists()
+    ):
+        return configured
+    return str(shipped.resolve())
+
+
+MODEL_DIR = config["segmentation"]["model"] = _model_dir()
 # An existing cohort table replaces the subjects as the input of the statistics.
 COHORT_TABLE = config["cohort_table"]
+# The per-scan outputs as a BIDS derivatives dataset under RESULTS: with BIDS input, or on request.
+BIDS_DERIVATIVES = not COHORT_TABLE and (
+    config["bids_derivatives"] is True
+    or (config["bids_derivatives"] == "auto" and bool(BIDS_DIR))
+)
+
+
+def _derivative_scans():
+    if not BIDS_DERIVATIVES:
+        return []
+    try:
+        return bids_scans(SUBJECTS, BIDS_DIR or None)
+    except DerivativesError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+DERIVATIVE_SCANS = _derivative_scans()
+# What the derivatives are made from, in each scan's folder.
+DERIVATIVE_INPUTS = [
+    *DERIVATIVES,
+    "preprocess_qc.json",
+    *(["probabilities.nii.gz"] if config["segmentation"]["save_probabilities"] else []),
+]
 COHORT_INPUT = COHORT_TABLE or f"{RESULTS}/cohort/cohort.parquet"
 # The full-cohort statistics and figures are always made. With stats.remove_outliers the
 # variant after outlier removal is made beside them, in folders of its own, so that a
@@ -123,15 +198,26 @@ ALL_SUBJECTS = pd.concat(
 )
 
 
-# The sheet's subject-ID pattern, not an alternation of every ID: Snakemake inlines the
-# constraint into every path it fills in, so a list of 13,810 IDs made planning quadratic.
+# The scan-ID pattern, not an alternation of every ID: Snakemake inlines the constraint into
+# every path it fills in, so a list of 13,810 IDs made planning quadratic.
 wildcard_constraints:
-    subject=r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    subject=SCAN_ID_PATTERN,
 
 
 def subject_value(column):
     """Input/params function: the sheet's ``column`` for the job's subject."""
-    return lambda wildcards: ALL_SUBJECTS.at[wildcards.subject, column]
+    # A dict made once, not a DataFrame lookup per job: planning calls this for every
+    # subject's jobs, and pandas' .at costs ten times a dict's lookup. The values are the
+    # column's own NumPy scalars and strings, exactly what .at returns.
+    values = dict(zip(ALL_SUBJECTS.index, ALL_SUBJECTS[column].to_numpy()))
+    return lambda wildcards: values[wildcards.subject]
+
+
+def given_brain_mask(wildcards):
+    """Input function: the brain mask given for the scan (sheet column brain_mask, or
+    bids.brain_masks), or nothing."""
+    path = ALL_SUBJECTS.at[wildcards.subject, "brain_mask"]
+    return path or []
 
 
 def preprocess_outputs():
@@ -148,17 +234,24 @@ def preprocess_outputs():
 
 
 def segment_outputs():
-    """Every subject's segmentation."""
-    return expand(f"{SUBJECT_DIR}/segmentation.nii.gz", subject=SUBJECTS.index)
+    """Every subject's segmentation, and its probabilities with
+    segmentation.save_probabilities (so that switching it on writes them for every subject,
+    not only for those segmented afterwards)."""
+    names = ["segmentation.nii.gz"]
+    if config["segmentation"]["save_probabilities"]:
+        names.append("probabilities.nii.gz")
+    return expand([f"{SUBJECT_DIR}/{name}" for name in names], subject=SUBJECTS.index)
 
 
 def lesion_outputs():
-    """Every subject's lesion classes and metrics."""
+    """Every scan's lesion classes, metrics, statistics and segmentation picture."""
     return expand(
         [
             f"{SUBJECT_DIR}/lesions.parquet",
             f"{SUBJECT_DIR}/lesion_classes.nii.gz",
             f"{SUBJECT_DIR}/metrics.json",
+            f"{SUBJECT_DIR}/lesion_stats.tsv",
+            f"{SUBJECT_DIR}/segmentation_qc.png",
         ],
         subject=SUBJECTS.index,
     )
@@ -235,21 +328,26 @@ def final_outputs():
         *lesion_outputs(),
         *evaluation_outputs(),
         *rules.cohort_table.output,
+        *(rules.bids_derivatives.output if BIDS_DERIVATIVES else []),
         *statistics,
     ]
 
 
 def report_summary():
     """Facts about this run for the report's front page (report/workflow.rst), which sees only
-    the config: the sheet, the subjects per group, the model and the failures recorded so far.
+    the config: the sheet or BIDS dataset, the scans and subjects per group, the model and the
+    failures recorded so far.
     """
+    subjects = SUBJECTS.drop_duplicates("subject_id")
     summary = {
         "version": msprofile_version,
         "results": RESULTS,
-        "subjects_sheet": config["subjects"],
+        "input": INPUT_NAME,
+        "input_kind": "BIDS dataset" if BIDS_DIR else "subject sheet",
         "cohort_table": COHORT_TABLE,
-        "n_subjects": len(SUBJECTS),
-        "n_by_group": SUBJECTS["group"].value_counts().sort_index().to_dict(),
+        "n_scans": len(SUBJECTS),
+        "n_subjects": len(subjects),
+        "n_by_group": subjects["group"].value_counts().sort_index().to_dict(),
         "model": MODEL_DIR,
         "model_name": "",
         "model_sha256": "",
@@ -273,15 +371,15 @@ def report_summary():
 
 
 def report_failures():
-    """After a successful run: say how many subjects failed (on_error: record) and where the
+    """After a successful run: say how many scans failed (on_error: record) and where the
     reasons are, so that nobody takes a finished run for a complete one."""
     path = Path(RESULTS) / "cohort" / "failures.tsv"
     if COHORT_TABLE or not path.is_file():
         return
     failures = pd.read_csv(path, sep="\t", dtype=str)
-    if len(failures):
+    if len(failures) and "scan_id" in failures:
         logger.warning(
-            f"{len(failures)} of {len(SUBJECTS)} subjects failed and are left out of the "
+            f"{len(failures)} of {len(SUBJECTS)} scans failed and are left out of the "
             f"cohort statistics (on_error: record); reasons in {path}: "
-            + ", ".join(failures["subject_id"])
+            + ", ".join(failures["scan_id"])
         )

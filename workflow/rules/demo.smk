@@ -14,8 +14,33 @@ rule demo_phantom:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=5,
+        # Minutes: a job takes seconds; a SLURM bundle asks for the sum over its jobs.
+        runtime=1,
     params:
         seed=config["demo"]["seed"],
     script:
         "../scripts/demo_phantom.py"
+
+
+rule demo_bids:
+    input:
+        flair=expand(f"{DEMO_DIR}/{{subject}}/flair.nii.gz", subject=DEMO_BIDS_SUBJECTS),
+    output:
+        description=f"{DEMO_BIDS_DIR}/dataset_description.json",
+        participants=f"{DEMO_BIDS_DIR}/participants.tsv",
+        flairs=[
+            f"{DEMO_BIDS_DIR}/sub-{demo_bids_label(s)}/ses-{ses}/anat/sub-{demo_bids_label(s)}_ses-{ses}_FLAIR.nii.gz"
+            for s, ses in DEMO_BIDS_SCANS
+        ],
+    log:
+        f"{LOG_DIR}/demo_bids.log",
+    conda:
+        "../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        subjects=DEMO_BIDS_SUBJECTS,
+    script:
+        "../scripts/demo_bids.py"

@@ -9,6 +9,13 @@ rule lesion_metrics:
         lesions=f"{SUBJECT_DIR}/lesions.parquet",
         classes=f"{SUBJECT_DIR}/lesion_classes.nii.gz",
         metrics=f"{SUBJECT_DIR}/metrics.json",
+        stats=f"{SUBJECT_DIR}/lesion_stats.tsv",
+        qc_png=report(
+            f"{SUBJECT_DIR}/segmentation_qc.png",
+            category="Scan QC",
+            subcategory="{subject}",
+            caption="../report/segmentation_qc.rst",
+        ),
     log:
         f"{LOG_DIR}/lesion_metrics/{{subject}}.log",
     conda:
@@ -16,6 +23,7 @@ rule lesion_metrics:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
+        # Minutes: a job takes seconds; a SLURM bundle asks for the sum over its jobs.
+        runtime=1,
     script:
         "../scripts/lesion_metrics.py"

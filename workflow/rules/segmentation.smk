@@ -16,14 +16,21 @@ rule segment:
         f"{LOG_DIR}/segment/{{subject}}.log",
     conda:
         "../envs/segmentation.yaml"
-    threads: 2
+    # One thread: a second ONNX Runtime thread costs about a third more CPU time per subject
+    # (it spins while it waits), so on a workstation two one-thread jobs side by side get
+    # through a cohort faster, and a SLURM bundle asks for the one CPU it keeps busy.
+    threads: 1
     resources:
         gpu=SEGMENT_GPUS,
         mem_mb=4000,
-        runtime=5,
+        # Minutes: a job takes seconds (each ensemble member a forward pass); a SLURM bundle
+        # asks for the sum over its jobs.
+        runtime=1,
+    # segmentation.device and .batch_size are read by the script from the config, not passed
+    # as params: where and in what batches the network runs changes its result by float
+    # rounding at most, so changing them must not rerun the cohort's segmentations. The
+    # ensemble's members and flips change the result, so they are params and rerun it.
     params:
-        device=config["segmentation"]["device"],
-        batch_size=config["segmentation"]["batch_size"],
         members=config["segmentation"]["ensemble_members"],
         flips=config["segmentation"]["test_time_flips"],
     script:

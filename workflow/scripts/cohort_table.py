@@ -1,6 +1,7 @@
 import pandas as pd
 
 from msprofile.jobs.cohort import cohort_job
+from msprofile.qc import QcThresholds
 from msprofile.workflow import logged
 
 with logged(snakemake.log[0], "cohort table"):
@@ -10,6 +11,8 @@ with logged(snakemake.log[0], "cohort table"):
         snakemake.input.qc,
         snakemake.input.lesions,
         snakemake.output.cohort,
+        snakemake.output.cohort_tsv,
         snakemake.output.lesions,
         snakemake.output.failures,
+        QcThresholds.from_config(snakemake.params.qc),
     )

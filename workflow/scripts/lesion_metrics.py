@@ -17,6 +17,8 @@ run_subject_job(
         snakemake.output.lesions,
         snakemake.output.classes,
         snakemake.output.metrics,
+        stats_path=snakemake.output.stats,
+        qc_png_path=snakemake.output.qc_png,
     ),
     upstream=[snakemake.input.segmentation, snakemake.input.uncertainty, snakemake.input.brain_mask],
 )

@@ -17,5 +17,6 @@ run_subject_job(
         flair_preproc_path=snakemake.output.flair,
         qc_json_path=snakemake.output.qc_json,
         qc_png_path=snakemake.output.qc_png,
+        given_brain_mask_path=snakemake.input.given_brain_mask or None,
     ),
 )

@@ -1,5 +1,9 @@
 """File input and output: the only module besides :mod:`msprofile.jobs` that opens files.
 
+pandas is imported where a table is read, not with this module: the per-subject image jobs
+import this module and no table library, and pandas with pyarrow costs more to import than
+the rest of a preprocessing job's imports together.
+
 Every writer goes through a temporary file in the destination folder followed by
 ``os.replace``, so that a reader (or a rerun after a killed job) never sees a partial file.
 Every reader of an input image checks it (:func:`load_image`) and raises
@@ -14,16 +18,20 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
-from ..geometry import Grid
+from ..geometry import Grid, HeaderGeometry, same_grid_reoriented
 from ..labels import label_volume
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -55,28 +63,55 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
-def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike, *, zooms_mm=None) -> None:
+def save_nifti(
+    data: np.ndarray,
+    affine: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    zooms_mm=None,
+    header: HeaderGeometry | None = None,
+) -> None:
     """Write ``data`` on the grid ``affine`` as NIfTI-1, atomically.
 
     The header is built fresh (never copied from an input) so that no text of the
     input header (``descrip``, ``db_name``, ``aux_file``, intent name) reaches an output.
-    The sform is ``affine`` with code 1 (scanner). The qform carries the same affine where
-    it can (no shears); for a sheared (oblique, non-orthogonal) affine it is left unset rather
-    than approximated, so that no reader takes a different geometry from the qform.
-    ``zooms_mm`` defaults to the column norms of ``affine``.
+    With ``header`` (the input's :class:`~msprofile.geometry.HeaderGeometry`, for an output on
+    the input's own grid) the sform and the qform are the input's, with their codes, so that
+    the output overlays the input in every reader, whichever affine it prefers (the voxel sizes
+    in the header are then the qform's, as in the input, and ``zooms_mm`` is not used). Without it the
+    sform is ``affine`` with code 1 (scanner) and the qform the same where it can be (no shears;
+    for a sheared affine it is left unset rather than approximated, so that no reader takes a
+    different geometry from the qform). Scaling is stored as slope 1 and intercept 0: the values
+    are the data. ``zooms_mm`` defaults to the column norms of ``affine``.
     """
     affine = np.asarray(affine, dtype=np.float64)
     img = nib.Nifti1Image(np.asarray(data), affine)
-    img.set_sform(affine, code=1)
-    try:
-        img.set_qform(affine, code=1, strip_shears=False)
-    except nib.spatialimages.HeaderDataError:
-        img.set_qform(None, code=0)
-    if zooms_mm is not None:
+    if header is not None:
+        img.set_sform(header.sform, code=header.sform_code)
+        img.set_qform(header.qform, code=header.qform_code, strip_shears=False)
+    else:
+        img.set_sform(affine, code=1)
+        try:
+            img.set_qform(affine, code=1, strip_shears=False)
+        except nib.spatialimages.HeaderDataError:
+            img.set_qform(None, code=0)
+    if zooms_mm is not None and header is None:
         img.header.set_zooms(tuple(float(z) for z in zooms_mm)[: data.ndim])
     img.header.set_xyzt_units("mm")
+    img.header.set_slope_inter(1.0, 0.0)
     with atomic_path(path) as tmp:
         nib.save(img, tmp)
+
+
+def read_header_geometry(path: str | os.PathLike) -> HeaderGeometry:
+    """Both affines of a NIfTI file's header with their codes (:class:`~msprofile.geometry.HeaderGeometry`)."""
+    header = nib.load(os.fspath(path)).header
+    return HeaderGeometry(
+        sform=header.get_sform(),
+        sform_code=int(header["sform_code"]),
+        qform=header.get_qform(),
+        qform_code=int(header["qform_code"]),
+    )
 
 
 def save_json(obj, path: str | os.PathLike) -> None:
@@ -84,7 +119,52 @@ def save_json(obj, path: str | os.PathLike) -> None:
     input). NaN and infinities become ``null`` and NumPy scalars plain numbers, so callers can
     pass measurements as they come."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+        tmp.write_text(json_text(obj))
+
+
+def json_text(obj) -> str:
+    """``obj`` as the text :func:`save_json` writes."""
+    return json.dumps(_strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_text(text: str, path: str | os.PathLike) -> bool:
+    """Write ``text`` (UTF-8) at ``path``, atomically, unless the file holds exactly it already
+    (so that a rerun leaves unchanged files and their times alone). Returns whether it wrote."""
+    path = Path(path)
+    if path.is_file() and path.read_bytes() == text.encode():
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(text.encode())
+    return True
+
+
+def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Copy the file ``source`` to ``path`` (a new file with its own times), atomically."""
+    with atomic_path(path) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def link_or_copy(source: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Make ``path`` hold the file ``source``: a hard link (no copy of the data) where the file
+    system allows one, else a copy with its times; atomically. Nothing is done when ``path`` is
+    already that file, or a copy of it at least as new. Returns whether it wrote.
+
+    Never for a rule's declared output made from its own input: the two would be one file, and
+    Snakemake's touching of the output would change the input's time too."""
+    source, path = Path(source), Path(path)
+    if path.is_file():
+        if os.path.samefile(source, path):
+            return False
+        new, old = source.stat(), path.stat()
+        if new.st_size == old.st_size and old.st_mtime >= new.st_mtime:
+            return False
+    with atomic_path(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+    return True
 
 
 def _strict_json(value):
@@ -144,7 +224,11 @@ def read_stacked_parquet(paths) -> pd.DataFrame:
     non_empty = [t for t in tables if t.num_rows]
     if non_empty:
         return pa.concat_tables(non_empty, promote_options="default").to_pandas()
-    return tables[0].to_pandas() if tables else pd.DataFrame()
+    if tables:
+        return tables[0].to_pandas()
+    import pandas as pd
+
+    return pd.DataFrame()
 
 
 def read_table(path: str | os.PathLike, *, string_columns=()) -> pd.DataFrame:
@@ -155,6 +239,8 @@ def read_table(path: str | os.PathLike, *, string_columns=()) -> pd.DataFrame:
     Raises ``FileNotFoundError`` when there is no file and ``ValueError`` naming the file when
     it cannot be read as a table.
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: cohort table not found")
@@ -234,13 +320,18 @@ MIN_INPLANE_VOXELS = 16
 MAX_VOXELS = 2**28
 
 
-def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+def load_image(
+    path: str | os.PathLike, subject_id: str, *, dtype=np.float32, allow_nonfinite: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Read a 3-D NIfTI image, check it, and return ``(data, affine)``.
 
-    ``data``: array (X, Y, Z) of ``dtype`` with scaling applied; a 4-D image with a single
-    volume is accepted and squeezed. ``affine``: 4 x 4 voxel-to-mm (the header's best
-    affine). Raises :class:`InputImageError` naming the subject, the file and the problem
-    for anything that is not a readable, finite, non-degenerate 3-D image.
+    ``data``: array (X, Y, Z) of ``dtype`` with scaling applied; trailing dimensions of
+    length 1 (a 4-D file with one volume, or shape (X, Y, Z, 1, 1) as some converters write)
+    are dropped. ``affine``: 4 x 4 voxel-to-mm (the header's best affine: the sform, else the
+    qform, else one from the voxel sizes alone). Raises :class:`InputImageError` naming the
+    subject, the file and the problem for anything that is not a readable, non-degenerate 3-D
+    image, and for NaN or infinite voxels unless ``allow_nonfinite`` (the caller then decides
+    where they may lie).
     """
     try:
         img = nib.load(os.fspath(path))
@@ -251,8 +342,8 @@ def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) ->
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputImageError(subject_id, path, f"not a NIfTI image (read as {type(img).__name__})")
     shape = img.shape
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
     if len(shape) != 3:
         raise InputImageError(subject_id, path, f"expected a 3-D image, got {len(img.shape)}-D with shape {img.shape}")
     if (
@@ -273,10 +364,17 @@ def load_image(path: str | os.PathLike, subject_id: str, *, dtype=np.float32) ->
         raise InputImageError(
             subject_id, path, f"image data cannot be read, the file may be truncated ({exc})"
         ) from None
-    if not np.all(np.isfinite(data)):
+    if not allow_nonfinite and not np.all(np.isfinite(data)):
         n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         raise InputImageError(subject_id, path, f"{n_bad} voxels are NaN or infinite")
     return data, affine
+
+
+def load_volumes(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One of the workflow's own NIfTI files, any number of dimensions (such as the 4-D class
+    probabilities): ``(float32 data, affine)``."""
+    img = nib.load(os.fspath(path))
+    return np.asarray(img.dataobj, dtype=np.float32), img.affine
 
 
 def read_grid(path: str | os.PathLike) -> Grid:
@@ -288,19 +386,30 @@ def read_grid(path: str | os.PathLike) -> Grid:
 def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | None = None) -> tuple[np.ndarray, Grid]:
     """A manual mask (uint8) and its grid, checked.
 
-    With ``grid`` given the mask must lie on it (shape and affine within 1e-3 mm). Values must
-    be whole numbers from 0 (background) to 255, any non-zero value marking the structure
-    (tools code one structure as 1, 255 or several labels). ``what`` names the structure in
-    messages; a ``"ventricle"`` mask must not be empty (every head has ventricles), other masks
+    With ``grid`` given the mask must lie on it: the same voxels (shape and affine within
+    1e-3 mm), possibly stored in another axis order or direction (as after ``fslreorient2std``),
+    in which case it is reoriented onto ``grid`` without interpolation. Values must be whole
+    numbers from 0 (background) to 255, any non-zero value marking the structure (tools code
+    one structure as 1, 255 or several labels). ``what`` names the structure in messages; a
+    ``"ventricle"`` or ``"brain"`` mask must not be empty (every head has both), other masks
     may (a control without lesions). Otherwise :class:`InputImageError` names the subject, the
-    mask and the problem.
+    mask and the problem; a mask on another grid is described by both grids' shapes, voxel
+    sizes and affines.
     """
     data, affine = load_image(path, subject_id)
-    grid = grid or Grid(data.shape, affine)
+    mask_grid = Grid(data.shape, affine)
+    grid = grid or mask_grid
     if data.shape != grid.shape or not np.allclose(affine, grid.affine, atol=1e-3):
-        raise InputImageError(
-            subject_id, path, f"{what} mask grid {data.shape} does not match the FLAIR's {grid.shape} (shape or affine)"
-        )
+        reoriented = same_grid_reoriented(data, mask_grid, grid)
+        if reoriented is None:
+            raise InputImageError(
+                subject_id,
+                path,
+                f"{what} mask is not on the FLAIR's grid: mask {_describe_grid(mask_grid)}; "
+                f"FLAIR {_describe_grid(grid)}",
+            )
+        log.info("subject %s: %s: %s mask reoriented onto the FLAIR's axis order", subject_id, path, what)
+        data = reoriented
     whole = (data == np.round(data)) & (data >= 0) & (data <= 255)
     if not whole.all():
         odd = np.unique(data[~whole])[:5].round(4).tolist()
@@ -311,11 +420,17 @@ def load_mask(path: str | os.PathLike, subject_id: str, what: str, grid: Grid | 
             f"(0 = background); found {odd}: a probability map or a "
             "different image?",
         )
-    if what == "ventricle" and not data.any():
-        raise InputImageError(subject_id, path, "ventricle mask is empty")
+    if what in ("ventricle", "brain") and not data.any():
+        raise InputImageError(subject_id, path, f"{what} mask is empty")
     if what == "lesion" and not data.any():
         log.info("subject %s: %s: lesion mask is empty (no lesions)", subject_id, path)
     return data.astype(np.uint8), grid
+
+
+def _describe_grid(grid: Grid) -> str:
+    rows = "; ".join(" ".join(f"{v:.3f}" for v in row) for row in np.asarray(grid.affine)[:3])
+    sizes = " x ".join(f"{v:.3f}" for v in grid.voxel_size_mm)
+    return f"shape {tuple(int(n) for n in grid.shape)}, voxels {sizes} mm, affine [{rows}]"
 
 
 def load_manual_labels(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..io import save_nifti
-from ..synthetic.demo_cohort import phantom_for
+import pandas as pd
+
+from ..io import copy_file, json_text, save_nifti, write_text
+from ..synthetic.demo_cohort import DEMO_BIDS_SCANS, demo_bids_label, demo_bids_participants, phantom_for
 from ..synthetic.phantom import Phantom
 
 
@@ -35,3 +37,22 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike) -> dict[str, Pat
         paths[name] = out_dir / f"{name}.nii.gz"
         save_nifti(data, phantom.affine, paths[name])
     return paths
+
+
+def write_demo_bids(flair_paths: dict[str, str | os.PathLike], out_dir: str | os.PathLike) -> list[Path]:
+    """Write the demo BIDS dataset into ``out_dir`` from the demo subjects' FLAIRs (``flair_paths``
+    by demo subject ID): every scan of :data:`~msprofile.synthetic.demo_cohort.DEMO_BIDS_SCANS`
+    as ``sub-<label>/ses-<session>/anat/sub-<label>_ses-<session>_FLAIR.nii.gz``,
+    ``participants.tsv`` and ``dataset_description.json``. Returns the FLAIR paths written."""
+    out_dir = Path(out_dir)
+    written = []
+    for subject_id, session in DEMO_BIDS_SCANS:
+        label = demo_bids_label(subject_id)
+        path = out_dir / f"sub-{label}" / f"ses-{session}" / "anat" / f"sub-{label}_ses-{session}_FLAIR.nii.gz"
+        copy_file(flair_paths[subject_id], path)
+        written.append(path)
+    participants = pd.DataFrame(demo_bids_participants())
+    write_text(participants.to_csv(sep="\t", index=False, lineterminator="\n"), out_dir / "participants.tsv")
+    description = {"Name": "msprofile demo phantoms", "BIDSVersion": "1.10.0", "DatasetType": "raw"}
+    write_text(json_text(description), out_dir / "dataset_description.json")
+    return written

@@ -10,9 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import Grid, from_canonical, to_canonical
-from ..io import load_image, load_json, save_json, save_nifti, write_parquet
-from ..lesions import lesion_profile, lesion_table
+from ..io import (
+    load_image,
+    load_json,
+    read_header_geometry,
+    save_json,
+    save_nifti,
+    save_png,
+    write_parquet,
+    write_tsv,
+)
+from ..lesions import lesion_profile, lesion_stats, lesion_table
+from ..montage import segmentation_montage
 from ..segmentation.infer import segmentation_uncertainty
+
+#: Floats of ``lesion_stats.tsv``: volumes in mL to a microlitre.
+STATS_FLOAT_FORMAT = "%.6g"
 
 
 def lesion_metrics_subject(
@@ -25,10 +38,16 @@ def lesion_metrics_subject(
     lesions_path,
     classes_path,
     metrics_path,
+    *,
+    stats_path,
+    qc_png_path,
 ) -> dict:
     """Classify one subject's lesions and write ``lesions.parquet``, ``lesion_classes.nii.gz``
-    (native grid, uint8 :class:`msprofile.labels.LesionClass` codes) and ``metrics.json``.
+    (native grid, uint8 :class:`msprofile.labels.LesionClass` codes), ``metrics.json``,
+    ``lesion_stats.tsv`` (:func:`msprofile.lesions.lesion_stats`) and the segmentation QC picture
+    (:func:`msprofile.montage.segmentation_montage`).
 
+    The class volume keeps the segmentation's (the input's) sform and qform with their codes.
     ``uncertainty_path`` is the segmentation's uncertainty map, whose means over the predicted
     lesion and ventricle voxels go into the metrics
     (:func:`msprofile.segmentation.infer.segmentation_uncertainty`);
@@ -39,21 +58,22 @@ def lesion_metrics_subject(
     model_card = load_json(model_card_path)
     labels, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
     uncertainty, _ = load_image(uncertainty_path, subject_id)
-    flair, _ = load_image(flair_path, subject_id)
+    # NaN outside the head was accepted by preprocessing; the CSF mask sees only the brain.
+    flair = np.nan_to_num(load_image(flair_path, subject_id, allow_nonfinite=True)[0], nan=0.0, posinf=0.0, neginf=0.0)
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
     native = Grid(labels.shape, affine)
     canonical_labels, canonical = to_canonical(labels, native)
+    canonical_flair = np.ascontiguousarray(to_canonical(flair, native)[0])
+    canonical_brain = np.ascontiguousarray(to_canonical(brain, native)[0])
     profile = lesion_profile(
-        np.ascontiguousarray(canonical_labels),
-        np.ascontiguousarray(to_canonical(flair, native)[0]),
-        np.ascontiguousarray(to_canonical(brain, native)[0]),
-        canonical.voxel_size_mm,
+        np.ascontiguousarray(canonical_labels), canonical_flair, canonical_brain, canonical.voxel_size_mm
     )
     save_nifti(
         from_canonical(profile.class_volume, native).astype(np.uint8),
         affine,
         classes_path,
         zooms_mm=native.voxel_size_mm,
+        header=read_header_geometry(segmentation_path),
     )
     write_parquet(lesion_table(profile.lesions2d, profile.lesions3d, subject_id), lesions_path)
     metrics = {
@@ -64,4 +84,9 @@ def lesion_metrics_subject(
         "segmentation_model_sha256": model_card.get("files", {}).get("model.onnx", {}).get("sha256"),
     }
     save_json(metrics, metrics_path)
+    write_tsv(lesion_stats(profile.metrics, profile.class_volume), stats_path, float_format=STATS_FLOAT_FORMAT)
+    save_png(
+        segmentation_montage(canonical_flair, canonical_brain, canonical_labels, profile.class_volume, subject_id),
+        qc_png_path,
+    )
     return metrics

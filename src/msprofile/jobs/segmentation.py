@@ -12,11 +12,17 @@ import logging
 import numpy as np
 
 from ..geometry import Grid
-from ..io import load_image, save_nifti
+from ..io import load_image, read_header_geometry, save_nifti
 from ..io.models import ModelError, load_ensemble
-from ..labels import SEGMENTATION_CLASS_NAMES, SegmentationClass
+from ..labels import SEGMENTATION_CLASS_NAMES
 from ..segmentation.data import NORMALISATIONS, brain_to_model, input_normalisation
-from ..segmentation.infer import ensemble_probabilities, native_labels, predictive_entropy, to_native
+from ..segmentation.infer import (
+    ensemble_probabilities,
+    native_labels,
+    native_probabilities,
+    native_uncertainty,
+    predictive_entropy,
+)
 from ..segmentation.onnx_export import OnnxNetwork
 
 log = logging.getLogger(__name__)
@@ -50,11 +56,14 @@ def segment_subject(
     (:func:`msprofile.segmentation.infer.native_labels`). The uncertainty map
     (:data:`msprofile.segmentation.infer.UNCERTAINTY_MEASURE`, float32 in [0, 1]) goes to the
     native grid by linear interpolation and is 0 outside the brain mask, where the labels are
-    background by construction. With ``probabilities_path`` the averaged class probabilities
-    are also written on the native grid (float32, (X, Y, Z, classes), background 1 outside the
-    brain). The networks run in ONNX Runtime on ``device`` with ``threads`` CPU threads.
-    Raises :class:`~msprofile.io.models.ModelError` when the model does not fit the
-    preprocessing. Returns a small summary (device, networks, voxel counts, mean uncertainty).
+    background by construction (:func:`msprofile.segmentation.infer.native_uncertainty`). With
+    ``probabilities_path`` the averaged class probabilities are also written on the native grid
+    (float32, (X, Y, Z, classes), background 1 outside the brain,
+    :func:`msprofile.segmentation.infer.native_probabilities`). Every output keeps the brain
+    mask's (the input's) sform and qform with their codes. The networks run in ONNX Runtime on
+    ``device`` with ``threads`` CPU threads. Raises :class:`~msprofile.io.models.ModelError`
+    when the model does not fit the preprocessing. Returns a small summary (device, networks,
+    voxel counts, mean uncertainty).
     """
     networks, card = load_networks(model_dir, members, device=device, threads=threads)
     flair_model, affine_model = load_image(flair_preproc_path, subject_id)
@@ -73,17 +82,19 @@ def segment_subject(
         flips=flips,
         batch_size=batch_size,
     )
+    header = read_header_geometry(brain_mask_path)
     labels = native_labels(probabilities, model_grid, native, inside)
-    save_nifti(labels.astype(np.uint8), native.affine, segmentation_path, zooms_mm=native.voxel_size_mm)
-    uncertainty = to_native(predictive_entropy(probabilities), model_grid, native)
-    uncertainty[~inside] = 0.0
-    save_nifti(np.clip(uncertainty, 0.0, 1.0), native.affine, uncertainty_path, zooms_mm=native.voxel_size_mm)
+    save_nifti(labels.astype(np.uint8), native.affine, segmentation_path, zooms_mm=native.voxel_size_mm, header=header)
+    uncertainty = native_uncertainty(predictive_entropy(probabilities), model_grid, native, inside)
+    save_nifti(uncertainty, native.affine, uncertainty_path, zooms_mm=native.voxel_size_mm, header=header)
     if probabilities_path:
-        native_probabilities = to_native(probabilities, model_grid, native)
-        native_probabilities[~inside] = 0.0
-        native_probabilities[~inside, SegmentationClass.BACKGROUND] = 1.0
-        zooms = (*native.voxel_size_mm, 1.0)  # the fourth axis is the class
-        save_nifti(native_probabilities, native.affine, probabilities_path, zooms_mm=zooms)
+        save_nifti(
+            native_probabilities(probabilities, model_grid, native, inside),
+            native.affine,
+            probabilities_path,
+            zooms_mm=native.voxel_size_mm,
+            header=header,
+        )
     counts = {name: int((labels == i).sum()) for i, name in enumerate(SEGMENTATION_CLASS_NAMES)}
     structures = labels > 0
     mean_uncertainty = float(uncertainty[structures].mean()) if structures.any() else float("nan")

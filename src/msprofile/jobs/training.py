@@ -35,12 +35,13 @@ from ..segmentation.infer import (
     ensemble_probabilities,
     keras_network,
     native_labels,
+    native_uncertainty,
     predictive_entropy,
-    to_native,
 )
 from ..segmentation.model import inference_copy
 from ..segmentation.onnx_export import checked_onnx
 from ..segmentation.train import NOT_LESION, TrainingSettings, configure_tensorflow, train
+from ..workflow import epoch_logger
 
 #: Name of a cross-validation fold's network among a model's ensemble members.
 MEMBER_PREFIX = "fold-"
@@ -198,7 +199,14 @@ def cross_validation_fold(
         slices_path, phantoms_path, init_model_dir, settings
     )
     train_rows = owners != held_out
-    model, losses = train(x[train_rows], y[train_rows], settings, phantoms=phantoms, init_model=init_model)
+    model, losses = train(
+        x[train_rows],
+        y[train_rows],
+        settings,
+        phantoms=phantoms,
+        init_model=init_model,
+        on_epoch=epoch_logger(settings.epochs, f"fold without {held_out}"),
+    )
     flair_model, affine_model = load_image(flair_preproc_path, held_out)
     model_grid = Grid(flair_model.shape, affine_model)
     brain, affine = load_image(brain_mask_path, held_out, dtype=np.uint8)
@@ -215,7 +223,7 @@ def cross_validation_fold(
     predicted = native_labels(probabilities, model_grid, native, brain > 0)
     reference, _, classes = load_manual_labels(held_out, wmh_path, ventricles_path, native)
     rows = evaluate_subject(held_out, reference, predicted, native.voxel_size_mm, classes=classes)
-    uncertainty = to_native(predictive_entropy(probabilities), model_grid, native)
+    uncertainty = native_uncertainty(predictive_entropy(probabilities), model_grid, native, brain > 0)
     histograms = error_histograms(uncertainty, wrong_voxels(reference, predicted, classes), brain > 0)
     copy = inference_copy(model)
     Path(member_path).write_bytes(checked_onnx(copy, x[: settings.batch_size], half_weights=True))
@@ -288,7 +296,14 @@ def train_final_model(
     x, y, owners, phantoms, init_model, settings = _training_material(
         slices_path, phantoms_path, init_model_dir, settings
     )
-    model, losses = train(x, y, settings, phantoms=phantoms, init_model=init_model)
+    model, losses = train(
+        x,
+        y,
+        settings,
+        phantoms=phantoms,
+        init_model=init_model,
+        on_epoch=epoch_logger(settings.epochs, f"model {name}"),
+    )
     folds = [load_json(p) for p in fold_paths]
     members = {f"{MEMBER_PREFIX}{fold['subject_id']}": Path(p).read_bytes() for fold, p in zip(folds, member_paths)}
     card = {

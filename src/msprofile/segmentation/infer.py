@@ -138,13 +138,13 @@ def native_labels(probabilities: np.ndarray, model_grid: Grid, native: Grid, bra
     return labels
 
 
-def to_native(volume: np.ndarray, model_grid: Grid, native: Grid) -> np.ndarray:
-    """A model-grid map (X, Y, Z) or (X, Y, Z, C) on the ``native`` grid by linear
-    interpolation (0 outside the model grid), float32; values stay within the input's range."""
-    volume = np.asarray(volume, dtype=np.float32)
-    if volume.ndim == 4:
-        return np.stack([to_native(volume[..., c], model_grid, native) for c in range(volume.shape[3])], axis=-1)
-    return resample(volume, model_grid, native, order=1).astype(np.float32)
+def native_uncertainty(uncertainty: np.ndarray, model_grid: Grid, native: Grid, brain: np.ndarray) -> np.ndarray:
+    """A model-grid uncertainty map (X, Y, Z; :func:`predictive_entropy`) on the ``native`` grid
+    by linear interpolation, 0 outside ``brain`` (bool, native grid), where the labels of
+    :func:`native_labels` are background by construction, and outside the model grid.
+    float32 (X, Y, Z) in [0, 1]."""
+    mapped = resample(np.asarray(uncertainty, dtype=np.float32), model_grid, native, order=1)
+    return np.where(brain, np.clip(mapped, 0.0, 1.0), 0.0).astype(np.float32)
 
 
 def segmentation_uncertainty(labels: np.ndarray, uncertainty: np.ndarray) -> dict:
@@ -166,3 +166,22 @@ def segmentation_uncertainty(labels: np.ndarray, uncertainty: np.ndarray) -> dic
         "segmentation_uncertainty_lesions": mean_over(labels == SegmentationClass.LESIONS),
         "segmentation_uncertainty_ventricles": mean_over(labels == SegmentationClass.VENTRICLES),
     }
+
+
+def native_probabilities(probabilities: np.ndarray, model_grid: Grid, native: Grid, brain: np.ndarray) -> np.ndarray:
+    """Model-grid class ``probabilities`` (X, Y, Z, classes) on the ``native`` grid: each
+    ventricle and lesion map resampled linearly, 0 outside ``brain`` (bool, native grid; as the
+    labels of :func:`native_labels`) and outside the model grid, the background the rest to 1.
+    float32 (X, Y, Z, classes), every voxel summing to 1."""
+    out = np.zeros((*native.shape, probabilities.shape[-1]), dtype=np.float32)
+    for index in range(probabilities.shape[-1]):
+        if index != SegmentationClass.BACKGROUND:
+            mapped = resample(probabilities[..., index], model_grid, native, order=1)
+            out[..., index] = np.where(brain, np.clip(mapped, 0.0, 1.0), 0.0)
+    foreground = out.sum(axis=-1)
+    # Linear interpolation of maps that each lie in [0, 1] and sum to at most 1 keeps the sum
+    # at most 1 but for rounding; scale the rare excess away rather than let the background go negative.
+    excess = foreground > 1.0
+    out[excess] /= foreground[excess][:, None]
+    out[..., SegmentationClass.BACKGROUND] = 1.0 - out.sum(axis=-1)
+    return out

@@ -9,10 +9,12 @@ FLAIR and masks come from :func:`msprofile.synthetic.phantom.make_phantom`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .phantom import Phantom, make_phantom
+if TYPE_CHECKING:
+    from .phantom import Phantom
 
 #: Age (years) given to the phantom of a subject whose age is missing.
 DEFAULT_AGE_YEARS = 40.0
@@ -52,6 +54,38 @@ DEMO_SUBJECTS: tuple[DemoSubject, ...] = (
 )
 
 
+#: The demo BIDS dataset (the ``demo_bids`` target): (demo subject, session) of every scan. The
+#: first subject has two sessions, the same phantom twice (a rescan).
+DEMO_BIDS_SCANS: tuple[tuple[str, str], ...] = (
+    ("demo-MS-01", "01"),
+    ("demo-MS-01", "02"),
+    ("demo-MS-02", "01"),
+    ("demo-HC-01", "01"),
+    ("demo-HC-02", "01"),
+)
+
+
+def demo_bids_label(subject_id: str) -> str:
+    """The BIDS participant label of a demo subject: its ID without hyphens (``demoMS01``)."""
+    return subject_id.replace("-", "")
+
+
+def demo_bids_participants() -> list[dict[str, str]]:
+    """Rows of the demo BIDS dataset's ``participants.tsv`` (``participant_id``, ``age``,
+    ``sex`` as BIDS spells it, ``group``), one per subject of :data:`DEMO_BIDS_SCANS`."""
+    wanted = dict.fromkeys(subject for subject, _ in DEMO_BIDS_SCANS)
+    return [
+        {
+            "participant_id": f"sub-{demo_bids_label(s.subject_id)}",
+            "age": "n/a" if s.age_years is None else f"{s.age_years:g}",
+            "sex": {"F": "female", "M": "male"}[s.sex],
+            "group": s.group,
+        }
+        for s in DEMO_SUBJECTS
+        if s.subject_id in wanted
+    ]
+
+
 def phantom_for(subject_id: str, seed: int) -> Phantom:
     """The phantom of demo subject ``subject_id`` for the cohort seed ``seed``.
 
@@ -62,6 +96,10 @@ def phantom_for(subject_id: str, seed: int) -> Phantom:
     Raises:
         KeyError: ``subject_id`` is not a demo subject.
     """
+    # Imported here, not at the top: the workflow reads DEMO_SUBJECTS when it plans every run,
+    # and the phantom generator's SciPy imports cost more than the rest of the planning's imports.
+    from .phantom import make_phantom
+
     index = _subject_index(subject_id)
     subject = DEMO_SUBJECTS[index]
     subject_seed = int(np.random.SeedSequence([int(seed), index]).generate_state(1)[0])
