@@ -98,7 +98,7 @@ def main() -> None:
     if not (ISBI / "subjects.tsv").is_file():
         raise SystemExit(f"ISBI sample not found at {ISBI.resolve()}")
 
-    from dataclasses import replace
+    from dataclasses import fields, replace
 
     from msprofile.io.models import read_card
     from msprofile.jobs.preprocess import preprocess_subject
@@ -111,6 +111,10 @@ def main() -> None:
     if args.steps_per_epoch:
         settings = replace(settings, steps_per_epoch=args.steps_per_epoch)
     preprocessing = read_card(args.model)["preprocessing"]
+    # Cards of msprofile <= 0.2 also hold the QC thresholds, which moved to the config group qc
+    # and change no image: the preprocessing is what PreprocessSettings knows.
+    known = {field.name for field in fields(PreprocessSettings)}
+    preprocess_settings = PreprocessSettings.from_config({k: v for k, v in preprocessing.items() if k in known})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for subject_id in (*TUNE, *SCORE):
@@ -120,7 +124,7 @@ def main() -> None:
                 subject_id,
                 ISBI / subject_id / "flair.nii.gz",
                 skull_stripped=False,
-                settings=PreprocessSettings.from_config(preprocessing),
+                settings=preprocess_settings,
                 brain_mask_path=folder / "brain_mask.nii.gz",
                 flair_preproc_path=folder / "flair_preproc.nii.gz",
                 qc_json_path=folder / "qc.json",
