@@ -36,7 +36,8 @@ def prepare(subject_id: str, folder: Path) -> dict[str, Path]:
     from msprofile.jobs.preprocess import preprocess_subject
     from msprofile.preprocess import PreprocessSettings
 
-    paths = {name: folder / subject_id / f"{name}" for name in ("seg.nii.gz", "brain.nii.gz", "card.json")}
+    names = ("seg.nii.gz", "uncertainty.nii.gz", "brain.nii.gz", "card.json")
+    paths = {name: folder / subject_id / f"{name}" for name in names}
     preprocess_subject(
         subject_id,
         SAMPLE / subject_id / "flair.nii.gz",
@@ -47,10 +48,11 @@ def prepare(subject_id: str, folder: Path) -> dict[str, Path]:
         qc_json_path=folder / subject_id / "qc.json",
         qc_png_path=folder / subject_id / "qc.png",
     )
-    labels, grid = load_manual_labels(
+    labels, grid, _ = load_manual_labels(
         subject_id, SAMPLE / subject_id / "wmh_manual.nii.gz", SAMPLE / subject_id / "ventricles_manual.nii.gz"
     )
     save_nifti(labels.astype(np.uint8), grid.affine, paths["seg.nii.gz"])
+    save_nifti(np.zeros(labels.shape, np.float32), grid.affine, paths["uncertainty.nii.gz"])
     save_json({"name": "expert masks", "files": {}}, paths["card.json"])
     return paths
 
@@ -62,6 +64,7 @@ def time_subject(subject_id: str, paths: dict[str, Path], out: Path) -> float:
     lesion_metrics_subject(
         subject_id,
         paths["seg.nii.gz"],
+        paths["uncertainty.nii.gz"],
         SAMPLE / subject_id / "flair.nii.gz",
         paths["brain.nii.gz"],
         paths["card.json"],

@@ -53,7 +53,13 @@ def segment_study(patient: str, study: str, folder: Path) -> dict:
     )
     files = {name: out / f"{name}.nii.gz" for name in ("brain_mask", "segmentation", "probabilities")}
     segment_subject(
-        scan, out / "flair_preproc.nii.gz", files["brain_mask"], MODEL, files["segmentation"], files["probabilities"]
+        scan,
+        out / "flair_preproc.nii.gz",
+        files["brain_mask"],
+        MODEL,
+        files["segmentation"],
+        out / "segmentation_uncertainty.nii.gz",
+        files["probabilities"],
     )
     return {"flair": flair, **files}
 

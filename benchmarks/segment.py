@@ -1,4 +1,4 @@
-"""Segmentation speed and memory: forward pass per slice, per-job overhead, peak memory.
+"""Segmentation speed and memory: forward pass per slice, the ensemble per subject, per-job overhead, peak memory.
 
 Prints one ``name value unit`` line per figure, for the shipped model and for the reference
 width (base filters 64, 31.4 M parameters; random weights, exported the same way):
@@ -9,11 +9,17 @@ width (base filters 64, 31.4 M parameters; random weights, exported the same way
 * per-job overhead in s: a fresh Python process doing everything a segment job does but the
   forward pass (interpreter start, imports, checksum, model load, reading the inputs),
   median over repeats; for comparison, the same for ``import tensorflow`` alone;
+* the shipped ensemble (``segmentation.ensemble_members`` of config/config.yaml, and one
+  network alone for comparison): seconds per 20-slice subject of a whole segment job in a
+  fresh process on 2 threads (interpreter, imports, checksums, every network's session, the
+  forward passes, post-processing, the three outputs written), median over repeats, and the
+  part of it that is not forward passes (the overhead);
 * peak resident memory in MB of a process running a whole segment job;
 * on a machine whose ONNX Runtime offers CUDA, the forward pass in ms per slice on the GPU.
 
-Targets (issue 3) on 2 cores: shipped model at most 2 s per 20-slice subject, per-job
-overhead at most 3 s. Reference figures measured on the project's 2-core machine: 0.39 s per slice on
+Targets on 2 cores: shipped model at most 2 s per 20-slice subject, per-job overhead at most
+3 s (issue 3); the shipped ensemble at most 3 s per 20-slice subject, overhead included
+(issue 12). Reference figures measured on the project's 2-core machine: 0.39 s per slice on
 2 threads for the reference width in TensorFlow, ``import tensorflow`` about 3.0 s.
 """
 
@@ -60,12 +66,52 @@ def forward_ms_per_slice(model_dir: Path, batch: np.ndarray, device: str, thread
     return times
 
 
+def ensemble_forward_seconds(model_dir: Path, paths: dict, members: int, flips: bool, repeats: int) -> list[float]:
+    """In-process seconds of the ensemble's forward passes for one subject (sessions warm)."""
+    from msprofile.geometry import Grid
+    from msprofile.io import load_image, read_grid
+    from msprofile.jobs.segmentation import load_networks
+    from msprofile.segmentation.data import brain_to_model, input_normalisation
+    from msprofile.segmentation.infer import ensemble_probabilities
+
+    networks, card = load_networks(model_dir, members, device="cpu", threads=2)
+    flair, affine = load_image(paths["flair_preproc"], "bench")
+    model_grid = Grid(flair.shape, affine)
+    brain = brain_to_model(load_image(paths["brain_mask"], "bench")[0] > 0, read_grid(paths["brain_mask"]), model_grid)
+    options = {"normalisation": input_normalisation(card), "context": int(card["input"].get("context_slices", 0))}
+    run = lambda: ensemble_probabilities(networks, flair, brain, flips=flips, **options)  # noqa: E731
+    run()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def segment_job_seconds(
+    model_dir: Path, paths: dict, out: Path, members: int, flips: bool, repeats: int
+) -> list[float]:
+    """Wall seconds of fresh processes running a whole segment job on 2 threads."""
+    return python_seconds(
+        textwrap.dedent(f"""
+        from msprofile.jobs.segmentation import segment_subject
+        segment_subject("bench", {str(paths["flair_preproc"])!r}, {str(paths["brain_mask"])!r}, {str(model_dir)!r},
+                        {str(out / "seg.nii.gz")!r}, {str(out / "unc.nii.gz")!r}, members={members},
+                        flips={flips}, device="cpu", threads=2)
+        """),
+        repeats,
+    )
+
+
 def reference_width_model(folder: Path, batch: np.ndarray) -> Path:
     from msprofile.jobs.training import save_trained_model
+    from msprofile.segmentation.data import NORMALISATION
     from msprofile.segmentation.model import build_attention_unet
 
     model = build_attention_unet(input_shape=(None, None, 1), base_filters=64)
-    save_trained_model(model, folder, {"name": "reference-width-random"}, check_input=batch[:1])
+    card = {"name": "reference-width-random", "input": {"normalisation": NORMALISATION, "context_slices": 0}}
+    save_trained_model(model, folder, card, check_input=batch[:1])
     return folder
 
 
@@ -81,7 +127,7 @@ def main() -> None:
     from msprofile.io import load_image
     from msprofile.jobs.preprocess import preprocess_subject
     from msprofile.preprocess import PreprocessSettings
-    from msprofile.segmentation.data import network_input
+    from msprofile.segmentation.data import SLICE_ZSCORE, model_input
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -96,10 +142,29 @@ def main() -> None:
             qc_json_path=tmp / "qc.json",
             qc_png_path=tmp / "qc.png",
         )
-        batch = network_input(load_image(paths["flair_preproc"], SUBJECT)[0])
+        # Whole slices, as the shipped (slice z-score) model runs; the forward time does not
+        # depend on the intensities.
+        batch = model_input(load_image(paths["flair_preproc"], SUBJECT)[0], None, SLICE_ZSCORE)
         models = {"shipped": args.model}
         if not args.shipped_only:
             models["reference_width"] = reference_width_model(tmp / "reference", batch)
+
+        import yaml
+
+        segmentation = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["segmentation"]
+        shipped_members = segmentation["ensemble_members"]
+        flips = segmentation["test_time_flips"]
+        card = json.loads((args.model / "model.json").read_text())
+        available = len(card.get("ensemble", {}).get("networks", ["model.onnx"]))
+        print(f"shipped_ensemble_networks {min(shipped_members, available)} networks")
+        for members, name in ((1, "single_network"), (shipped_members, "ensemble")):
+            job = segment_job_seconds(args.model, paths, tmp, members, flips, args.repeats)
+            forward = ensemble_forward_seconds(args.model, paths, members, flips, args.repeats)
+            print(f"shipped_{name}_seconds_per_20_slice_subject_2threads {statistics.median(job):.2f} s")
+            print(f"shipped_{name}_forward_seconds_per_20_slice_subject_2threads {statistics.median(forward):.2f} s")
+            print(f"shipped_{name}_overhead_seconds {statistics.median(job) - statistics.median(forward):.2f} s")
+        member_bytes = sum(entry["size_bytes"] for name, entry in card["files"].items() if name.endswith(".onnx"))
+        print(f"shipped_onnx_files_size {member_bytes / 1e6:.1f} MB")
 
         for label, model_dir in models.items():
             for threads in (2, 1):
@@ -129,7 +194,8 @@ def main() -> None:
                 import resource
                 from msprofile.jobs.segmentation import segment_subject
                 segment_subject("bench", {str(paths["flair_preproc"])!r}, {str(paths["brain_mask"])!r},
-                                {str(model_dir)!r}, {str(tmp / "seg.nii.gz")!r}, device="cpu", threads=2)
+                                {str(model_dir)!r}, {str(tmp / "seg.nii.gz")!r}, {str(tmp / "unc.nii.gz")!r},
+                                device="cpu", threads=2)
                 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             """),
                 ],

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 FLAIR_SAMPLE = SHARED_DATA / "flair_sample"
 SAMPLE_IDS = ("104252", "105074", "105465", "105755")
+ISBI_SAMPLE = SHARED_DATA / "isbi_sample"
 
 
 COHORT_SEED_TABLE = SHARED_DATA / "cohort_seed" / "brain_mri_analysis_results_PROCESSED_updated.csv"
@@ -69,6 +70,12 @@ def lesjak_reference_brain_mask(patient: str, study: int) -> np.ndarray:
     on_flair = sitk.Resample(common_mask, flair, common_to_flair.GetInverse(), sitk.sitkLinear, 0.0)
     # SimpleITK arrays are (z, y, x); nibabel's are (x, y, z).
     return sitk.GetArrayFromImage(on_flair).transpose(2, 1, 0) >= 0.5
+
+
+def require_isbi_sample() -> Path:
+    """The ISBI 2015 validation scans (another scanner, lesion masks of two raters) (see
+    :func:`require_shared_data`)."""
+    return require_shared_data(ISBI_SAMPLE / "subjects.tsv", "ISBI sample").parent
 
 
 class SampleSubject:

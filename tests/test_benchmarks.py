@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, require_flair_sample, require_lesjak, require_reference_table
+from conftest import REPO, require_flair_sample, require_isbi_sample, require_lesjak, require_reference_table
 
 BENCHMARKS = sorted((REPO / "benchmarks").glob("*.py"))
 #: Quick settings per benchmark: the fewest repeats and the smallest sizes.
@@ -23,6 +23,7 @@ QUICK_ARGS = {
     "cohort": ["--repeats", "1", "--subjects", "20"],
     "dag": ["--repeats", "1", "--sizes", "20"],
     "demo": ["--repeats", "1", "--subjects", "2"],
+    "finetune": ["--epochs", "1", "--steps-per-epoch", "2"],
     "lesions": ["--passes", "1", "--subjects", "104252"],
     "longitudinal": ["--quick", "--patients", "01"],
     "preprocess": ["--passes", "1", "--subjects", "104252"],
@@ -30,6 +31,7 @@ QUICK_ARGS = {
     "throughput": ["--subjects", "2", "--repeats", "1"],
 }
 NEEDS_SAMPLE = {"lesions", "preprocess", "segment"}
+NEEDS_ISBI = {"finetune"}
 NEEDS_REFERENCE_TABLE = {"cohort"}
 NEEDS_LESJAK = {"longitudinal"}
 FIGURE_LINE = re.compile(r"^[a-z0-9_]+ -?[0-9.]+(e[+-]?[0-9]+)? [A-Za-z%]+$")
@@ -52,6 +54,8 @@ def test_benchmark_imports_without_side_effects(path):
 def test_benchmark_runs_and_prints_figures(path):
     if path.stem in NEEDS_SAMPLE:
         require_flair_sample()
+    if path.stem in NEEDS_ISBI:
+        require_isbi_sample()
     if path.stem in NEEDS_REFERENCE_TABLE:
         require_reference_table()
     if path.stem in NEEDS_LESJAK:

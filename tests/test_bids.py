@@ -239,6 +239,7 @@ def _scan_folder(folder: Path, seed: int, *, failed: bool = False) -> Path:
     )
     probabilities = rng.dirichlet(np.ones(3), labels.shape).astype(np.float32)
     save_nifti(probabilities, affine, folder / "probabilities.nii.gz")
+    save_nifti(rng.random(labels.shape).astype(np.float32), affine, folder / "segmentation_uncertainty.nii.gz")
     (folder / "lesion_stats.tsv").write_text("class\tn_lesions\nall\t1\n")
     (folder / "preprocess_qc.json").write_text(json.dumps({"brain_mask_source": "given" if seed == 2 else "workflow"}))
     for name in ("preprocess_qc.png", "segmentation_qc.png"):
@@ -282,6 +283,10 @@ def test_derivatives_of_scans_failed_and_gone(tmp_path):
     assert given["Type"] == "Brain" and "given with the input" in given["Description"] and "Sources" not in given
     probseg = json.loads((anat / "sub-01_ses-01_label-ventricles_probseg.json").read_text())
     assert probseg["Sources"][0] == "bids:raw:sub-01/ses-01/anat/sub-01_ses-01_FLAIR.nii.gz"
+    uncertainty = anat / "sub-01_ses-01_desc-uncertainty_probseg.nii.gz"
+    assert uncertainty.read_bytes() == (folders[0] / "segmentation_uncertainty.nii.gz").read_bytes()
+    described = json.loads(uncertainty.with_name(uncertainty.name.replace(".nii.gz", ".json")).read_text())
+    assert "not a class probability" in described["Description"]
 
     validator = _validator()
     if validator is not None:
@@ -406,11 +411,17 @@ def test_derivatives_are_indexed_by_pybids(bids_run):
             (f.entities.get("desc"), f.entities["suffix"]): f
             for f in layout.get(subject=label, session=session, extension=".nii.gz")
         }
-        assert set(found) == {("brain", "mask"), ("ventriclesLesions", "dseg"), ("lesionClasses", "dseg")}
+        assert set(found) == {
+            ("brain", "mask"),
+            ("ventriclesLesions", "dseg"),
+            ("lesionClasses", "dseg"),
+            ("uncertainty", "probseg"),
+        }
         for key, source in (
             (("brain", "mask"), "brain_mask.nii.gz"),
             (("ventriclesLesions", "dseg"), "segmentation.nii.gz"),
             (("lesionClasses", "dseg"), "lesion_classes.nii.gz"),
+            (("uncertainty", "probseg"), "segmentation_uncertainty.nii.gz"),
         ):
             assert Path(found[key].path).read_bytes() == (scan / source).read_bytes()
         flair = f"sub-{label}/ses-{session}/anat/sub-{label}_ses-{session}_FLAIR.nii.gz"

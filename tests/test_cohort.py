@@ -13,7 +13,7 @@ from msprofile.qc import QcThresholds
 from msprofile.stats import cohort_input
 
 
-def _subject_result(subject_id, lesion_area_mm2, skull_found=True):
+def _subject_result(subject_id, lesion_area_mm2, skull_found=True, uncertainty=0.2):
     metrics = {
         "subject_id": subject_id,
         "intracranial_area_mm2": 1000.0,
@@ -27,6 +27,7 @@ def _subject_result(subject_id, lesion_area_mm2, skull_found=True):
         "intracranial_area_mm2_reference_window": None,
         "segmentation_model": "m",
         "segmentation_model_sha256": "abc",
+        "segmentation_uncertainty": uncertainty,
     }
     qc = {
         "intracranial_volume_ml": 1400.0,
@@ -82,6 +83,27 @@ def test_lesion_tables_concatenate_and_keep_columns_when_empty(tmp_path):
     assert len(read_stacked_parquet([tmp_path / "a.parquet", tmp_path / "b.parquet"])) == 1
     only_empty = read_stacked_parquet([tmp_path / "b.parquet"])
     assert len(only_empty) == 0 and list(only_empty.columns) == ["subject_id", "kind", "area_mm2"]
+
+
+def test_scans_with_far_more_uncertain_segmentations_are_flagged():
+    ids = [f"p{i}_ses-1" for i in range(8)]
+    scans = _scans(ids, subject_id=[f"p{i}" for i in range(8)], session=["1"] * 8)
+    values = [0.20, 0.21, 0.19, 0.22, 0.20, 0.18, 0.45, float("nan")]
+    results = [_subject_result(s, 1.0, uncertainty=u) for s, u in zip(ids, values)]
+    results[5] = _subject_result(ids[5], 1.0, skull_found=False, uncertainty=0.18)
+    table = build_cohort_table(scans, results).set_index("scan_id")
+    assert table.loc["p6_ses-1", "segmentation_uncertainty_z"] > 3
+    assert table.loc["p6_ses-1", "qc_flags"] == "segmentation_uncertainty_high"
+    assert not table.loc["p6_ses-1", "qc_pass"] and table.loc["p6_ses-1", "subject_id"] == "p6"
+    assert table.loc["p5_ses-1", "qc_flags"] == "skull_not_removed", "a low uncertainty is never flagged"
+    assert table.loc[ids[:5], "qc_pass"].all()
+    assert pd.isna(table.loc["p7_ses-1", "segmentation_uncertainty_z"]) and table.loc["p7_ses-1", "qc_pass"]
+    # The threshold is a QC threshold (config group qc): a stricter one re-judges from the table's inputs.
+    strict = build_cohort_table(scans, results, QcThresholds(uncertainty_robust_z=1.0)).set_index("scan_id")
+    assert "segmentation_uncertainty_high" in strict.loc["p3_ses-1", "qc_flags"]
+    # Too few scans to know what is usual: no flag.
+    small = build_cohort_table(scans.iloc[5:8], results[5:8]).set_index("scan_id")
+    assert small["segmentation_uncertainty_z"].isna().all() and small.loc["p6_ses-1", "qc_pass"]
 
 
 def test_sessions_are_rows_and_the_statistics_take_each_subject_once():

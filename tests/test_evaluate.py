@@ -12,6 +12,7 @@ import pytest
 from skimage import measure
 
 from msprofile.io import save_figure
+from msprofile.segmentation import evaluate as ev
 from msprofile.segmentation.evaluate import (
     CLASS_LABELS,
     FIGURE_DPI,
@@ -461,3 +462,47 @@ def test_real_labels_against_themselves_and_minus_one_slice(subject_id):
         assert les["n_detected_lesions"] == n_ref - n_missed
         assert les["lesion_recall"] == pytest.approx((n_ref - n_missed) / n_ref)
         assert les["n_false_positive_lesions"] == 0 and les["lesion_precision"] == 1.0
+
+
+def test_evaluate_subject_with_a_lesion_mask_alone_scores_lesions_only():
+    reference = np.zeros((10, 10, 3), dtype=np.uint8)
+    reference[2:5, 2:5, 1] = 2
+    predicted = reference.copy()
+    predicted[6:9, 6:9, 1] = 1  # ventricles the reference does not label: not scored
+    rows = ev.evaluate_subject("s", reference, predicted, (1.0, 1.0, 1.0), classes=("lesions",))
+    assert [row["class_name"] for row in rows] == ["lesions"] and rows[0]["dice"] == 1.0
+    with pytest.raises(ValueError, match="unknown classes"):
+        ev.evaluate_subject("s", reference, predicted, (1.0, 1.0, 1.0), classes=("lesion",))
+    wrong = ev.wrong_voxels(reference, predicted, ("lesions",))
+    assert not wrong.any(), "a ventricle label where only lesions are known is not an error"
+    assert ev.wrong_voxels(reference, predicted).sum() == 9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auroc_from_histograms_equals_mann_whitney(seed):
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(seed)
+    uncertainty = rng.beta(0.5, 3.0, 5000)
+    wrong = rng.random(5000) < 0.1 + 0.5 * uncertainty  # errors where uncertain
+    within = rng.random(5000) < 0.9
+    histograms = ev.error_histograms(uncertainty, wrong, within)
+    assert histograms["wrong"].sum() + histograms["right"].sum() == within.sum()
+    auroc = ev.auroc_from_histograms(histograms["wrong"], histograms["right"])
+    u_wrong, u_right = uncertainty[within & wrong], uncertainty[within & ~wrong]
+    expected = mannwhitneyu(u_wrong, u_right).statistic / (len(u_wrong) * len(u_right))
+    assert auroc == pytest.approx(expected, abs=2e-3)
+    assert auroc > 0.6
+
+
+def test_auroc_limits_and_pooling():
+    perfect = ev.error_histograms(
+        np.array([0.9, 0.8, 0.1, 0.0]), np.array([True, True, False, False]), np.ones(4, bool)
+    )
+    assert ev.auroc_from_histograms(perfect["wrong"], perfect["right"]) == 1.0
+    ties = ev.error_histograms(np.full(4, 0.5), np.array([True, False, True, False]), np.ones(4, bool))
+    assert ev.auroc_from_histograms(ties["wrong"], ties["right"]) == 0.5
+    none_wrong = ev.error_histograms(np.full(4, 0.5), np.zeros(4, bool), np.ones(4, bool))
+    assert np.isnan(ev.auroc_from_histograms(none_wrong["wrong"], none_wrong["right"]))
+    pooled = {k: perfect[k] + ties[k] for k in perfect}
+    assert 0.5 < ev.auroc_from_histograms(pooled["wrong"], pooled["right"]) < 1.0

@@ -31,7 +31,12 @@ from conftest import REPO, SampleSubject
 
 MODEL = REPO / "resources" / "models" / "msprofile-default"
 SUBJECT = "104252"
-NATIVE_OUTPUTS = ("brain_mask.nii.gz", "segmentation.nii.gz", "lesion_classes.nii.gz")
+NATIVE_OUTPUTS = (
+    "brain_mask.nii.gz",
+    "segmentation.nii.gz",
+    "segmentation_uncertainty.nii.gz",
+    "lesion_classes.nii.gz",
+)
 
 
 @dataclass
@@ -67,11 +72,13 @@ def run_jobs(folder: Path, image: nib.Nifti1Image, *, skull_stripped: bool = Fal
         folder / "brain_mask.nii.gz",
         MODEL,
         folder / "segmentation.nii.gz",
+        folder / "segmentation_uncertainty.nii.gz",
         threads=2,
     )
     metrics = lesion_metrics_subject(
         subject_id,
         folder / "segmentation.nii.gz",
+        folder / "segmentation_uncertainty.nii.gz",
         input_path,
         folder / "brain_mask.nii.gz",
         MODEL / "model.json",
@@ -302,8 +309,9 @@ def test_masks_in_another_axis_order_are_reoriented(subject, tmp_path):
     for name, mask in (("wmh", subject.lesions), ("ventricles", subject.ventricles)):
         data, affine = rep.permuted(mask.astype(np.uint8), subject.affine, axes=(1, 0, 2), flip=(1,))
         nib.save(rep.nifti(data, affine), tmp_path / f"{name}.nii.gz")
-    labels, grid = load_manual_labels(SUBJECT, tmp_path / "wmh.nii.gz", tmp_path / "ventricles.nii.gz", native)
+    labels, grid, classes = load_manual_labels(SUBJECT, tmp_path / "wmh.nii.gz", tmp_path / "ventricles.nii.gz", native)
     assert grid is native
+    assert classes == ("ventricles", "lesions")
     np.testing.assert_array_equal(labels == 2, subject.lesions)
     np.testing.assert_array_equal(labels == 1, subject.ventricles & ~subject.lesions)
 

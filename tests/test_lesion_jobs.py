@@ -19,8 +19,12 @@ from conftest import SampleSubject
 
 
 def _run(tmp_path, subject, labels, flair, brain, affine, tag):
-    paths = {name: tmp_path / f"{tag}_{name}" for name in ("seg.nii.gz", "flair.nii.gz", "brain.nii.gz")}
+    names = ("seg.nii.gz", "uncertainty.nii.gz", "flair.nii.gz", "brain.nii.gz")
+    paths = {name: tmp_path / f"{tag}_{name}" for name in names}
     save_nifti(labels, affine, paths["seg.nii.gz"])
+    # Uncertainty 0.1 on the ventricles, 0.3 on the lesions, 0.9 elsewhere (never averaged in).
+    uncertainty = np.select([labels == 1, labels == 2], [0.1, 0.3], 0.9).astype(np.float32)
+    save_nifti(uncertainty, affine, paths["uncertainty.nii.gz"])
     save_nifti(flair, affine, paths["flair.nii.gz"])
     save_nifti(brain, affine, paths["brain.nii.gz"])
     out = {
@@ -32,6 +36,7 @@ def _run(tmp_path, subject, labels, flair, brain, affine, tag):
     metrics = lesion_metrics_subject(
         subject.subject_id,
         paths["seg.nii.gz"],
+        paths["uncertainty.nii.gz"],
         paths["flair.nii.gz"],
         paths["brain.nii.gz"],
         card,
@@ -69,6 +74,10 @@ def test_lesion_job_outputs(tmp_path, manual_case):
     assert metrics["lesion_area_mm2"] == pytest.approx((labels == 2).sum() * voxel_area_mm2, rel=1e-4)
     written = json.loads(out["metrics.json"].read_text())
     assert written["segmentation_model"] == "manual" and written["subject_id"] == "105074"
+    assert written["segmentation_uncertainty_lesions"] == pytest.approx(0.3)
+    assert written["segmentation_uncertainty_ventricles"] == pytest.approx(0.1)
+    lesion_share = (labels == 2).sum() / (labels > 0).sum()
+    assert written["segmentation_uncertainty"] == pytest.approx(0.3 * lesion_share + 0.1 * (1 - lesion_share))
 
     stats = pd.read_csv(out["lesion_stats.tsv"], sep="\t", keep_default_na=False).set_index("class")
     assert list(stats.index) == ["periventricular", "juxtacortical", "paraventricular", "all"]

@@ -147,8 +147,19 @@ SUBJECT_CHAINS = {"preprocess": 5, "segment": 5, "lesion_metrics": 5, **AGGREGAT
         pytest.param({"preprocess": {"max_slice_tilt_deg": 20.0}}, SUBJECT_CHAINS, id="preprocess.max_slice_tilt_deg"),
         pytest.param({"qc": {"icv_range_ml": [1000.0, 2000.0]}}, AGGREGATES, id="qc.icv_range_ml"),
         pytest.param({"qc": {"min_brain_slices": 12, "max_slice_area_cm2": 200.0}}, AGGREGATES, id="qc.other"),
+        pytest.param({"qc": {"uncertainty_robust_z": 2.0}}, AGGREGATES, id="qc.uncertainty_robust_z"),
         pytest.param({"segmentation": {"device": "cpu"}}, {}, id="segmentation.device"),
         pytest.param({"segmentation": {"batch_size": 2}}, {}, id="segmentation.batch_size"),
+        pytest.param(
+            {"segmentation": {"ensemble_members": 3}},
+            {"segment": 5, "lesion_metrics": 5, **AGGREGATES},
+            id="segmentation.ensemble_members",
+        ),
+        pytest.param(
+            {"segmentation": {"test_time_flips": True}},
+            {"segment": 5, "lesion_metrics": 5, **AGGREGATES},
+            id="segmentation.test_time_flips",
+        ),
         pytest.param(
             {"segmentation": {"save_probabilities": True}},
             {"segment": 5, "lesion_metrics": 5, **AGGREGATES},

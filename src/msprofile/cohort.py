@@ -10,11 +10,12 @@ files; :mod:`msprofile.jobs.cohort` reads them.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
 from .lesions import REFERENCE_COLUMNS
-from .qc import DEFAULT_QC_THRESHOLDS, QcThresholds, qc_flags
+from .qc import DEFAULT_QC_THRESHOLDS, QcThresholds, qc_flags, uncertainty_z_scores
 
 DEMOGRAPHIC_COLUMNS = ("scan_id", "subject_id", "session", "group", "age_years", "sex")
 FAILURE_COLUMNS = ("scan_id", "subject_id", "session", "group", "failed_step", "error")
@@ -105,8 +106,34 @@ def build_cohort_table(
             table[column] = table[column].astype("Int64")
     if "qc_pass" in table:
         table["qc_pass"] = table["qc_pass"].astype("boolean")
+    flag_uncertain_segmentations(table, qc_thresholds)
     table["msprofile_version"] = pd.Series([__version__] * len(table), dtype="string")
     return table
+
+
+def flag_uncertain_segmentations(table: pd.DataFrame, thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS) -> None:
+    """Flag, in place, the scans whose segmentation is far more uncertain than the cohort's.
+
+    Adds ``segmentation_uncertainty_z``, the robust z-score of ``segmentation_uncertainty``
+    (mean uncertainty over the scan's predicted lesions and ventricles) against the cohort
+    (:func:`msprofile.qc.uncertainty_z_scores`, under ``thresholds``). A scan at
+    ``thresholds.uncertainty_robust_z`` or more gets the QC flag ``segmentation_uncertainty_high``
+    in ``qc_flags`` (after its preprocessing flags, in the order of :data:`msprofile.qc.QC_FLAGS`)
+    and ``qc_pass`` False: its segmentation should be looked at before its numbers are used. A
+    table without the column (failed scans only, or an older run) is left as it is.
+    """
+    if "segmentation_uncertainty" not in table:
+        return
+    values = pd.to_numeric(table["segmentation_uncertainty"], errors="coerce").astype("float64").to_numpy()
+    z = uncertainty_z_scores(values, thresholds)
+    table["segmentation_uncertainty_z"] = z
+    flagged = np.nan_to_num(z, nan=-np.inf) >= thresholds.uncertainty_robust_z
+    if flagged.any():
+        flags = table["qc_flags"].astype("string").fillna("")
+        table.loc[flagged, "qc_flags"] = [
+            f"{f};segmentation_uncertainty_high" if f else "segmentation_uncertainty_high" for f in flags[flagged]
+        ]
+        table.loc[flagged, "qc_pass"] = False
 
 
 def failures_table(cohort: pd.DataFrame) -> pd.DataFrame:

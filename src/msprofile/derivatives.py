@@ -7,6 +7,10 @@ dataset (BIDS 1.10, "Derivatives"): per scan, under ``sub-<label>/[ses-<label>/]
 * ``<prefix>_desc-ventriclesLesions_dseg.nii.gz``: the segmentation, with its ``.tsv`` of labels;
 * ``<prefix>_desc-lesionClasses_dseg.nii.gz``: every lesion voxel's location class, with its
   ``.tsv``;
+* ``<prefix>_desc-uncertainty_probseg.nii.gz``: the segmentation's uncertainty map (normalised
+  predictive entropy in [0, 1], :data:`msprofile.segmentation.infer.UNCERTAINTY_MEASURE`): not a
+  class probability, but the closest BIDS image type, a per-voxel map in [0, 1] of the
+  segmentation, told apart from the class probabilities by ``desc`` instead of ``label``;
 * ``<prefix>_label-<class>_probseg.nii.gz``: with ``segmentation.save_probabilities``, the
   probability of each class;
 
@@ -37,11 +41,12 @@ BIDS_VERSION = "1.10.0"
 #: Name of the input dataset in BIDS URIs (``bids:raw:sub-01/anat/sub-01_FLAIR.nii.gz``).
 RAW_DATASET = "raw"
 #: Files of a scan's output folder that become derivatives: file name -> (entities and suffix,
-#: kind). Kinds: ``mask``, ``dseg`` (with a look-up table), ``stats`` and ``figure``.
+#: kind). Kinds: ``mask``, ``dseg`` (with a look-up table), ``probseg``, ``stats`` and ``figure``.
 DERIVATIVES = {
     "brain_mask.nii.gz": ("desc-brain_mask.nii.gz", "mask"),
     "segmentation.nii.gz": ("desc-ventriclesLesions_dseg.nii.gz", "dseg"),
     "lesion_classes.nii.gz": ("desc-lesionClasses_dseg.nii.gz", "dseg"),
+    "segmentation_uncertainty.nii.gz": ("desc-uncertainty_probseg.nii.gz", "probseg"),
     "lesion_stats.tsv": ("desc-lesionClasses_stats.tsv", "stats"),
     "preprocess_qc.png": ("desc-brainMask_qc.png", "figure"),
     "segmentation_qc.png": ("desc-segmentation_qc.png", "figure"),
@@ -173,7 +178,9 @@ def readme(version: str) -> str:
         f"# msprofile {version} derivatives\n\n"
         "Per scan, under `sub-<label>/[ses-<label>/]anat/`: the brain mask (`desc-brain_mask`), the\n"
         "segmentation of ventricles and lesions (`desc-ventriclesLesions_dseg`), the location class of\n"
-        "every lesion voxel (`desc-lesionClasses_dseg`), with `segmentation.save_probabilities` the\n"
+        "every lesion voxel (`desc-lesionClasses_dseg`), the segmentation's uncertainty\n"
+        "(`desc-uncertainty_probseg`: normalised predictive entropy of the ensemble, 0 certain, 1 all\n"
+        "classes equally likely; not a class probability), with `segmentation.save_probabilities` the\n"
         "class probabilities (`label-<class>_probseg`), and the lesion statistics per class\n"
         "(`desc-lesionClasses_stats.tsv`); QC pictures under `sub-<label>/figures/`. All images lie on\n"
         "the input FLAIR's grid. The cohort table (`cohort/cohort.tsv`), statistics and figures of\n"
@@ -199,7 +206,11 @@ def sidecar(scan: BidsScan, kind: str, source_name: str, *, given_brain_mask: bo
         "(msprofile.segmentation), kept inside the brain mask",
         "lesion_classes.nii.gz": "Location class of every lesion voxel: periventricular, paraventricular (deep) "
         "or juxtacortical (msprofile.lesions, the reference study's 2-D rule)",
-        "probabilities.nii.gz": "Probability of the class from the Attention U-Net, on the FLAIR's grid "
+        "segmentation_uncertainty.nii.gz": "Uncertainty of the segmentation (desc-ventriclesLesions_dseg), not a "
+        "class probability: normalised predictive entropy of the class probabilities averaged over the ensemble "
+        "of Attention U-Nets, 0 certain, 1 all classes equally likely; 0 outside the brain mask; on the FLAIR's "
+        "grid (linear interpolation from the model grid)",
+        "probabilities.nii.gz": "Probability of the class from the Attention U-Net ensemble, on the FLAIR's grid "
         "(linear interpolation from the model grid)",
     }
     content = {"Description": descriptions[source_name]}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 #: Every flag with what it means (README, "Outputs"; docs/method.md section 1).
 QC_FLAGS: dict[str, str] = {
     "orientation_unknown": "qform and sform codes are both 0: the header does not say how the image lies in the "
@@ -25,7 +27,13 @@ QC_FLAGS: dict[str, str] = {
     "intracranial_volume_implausible": "intracranial volume outside qc.icv_range_ml on a scan that covers the brain",
     "slice_area_implausible": "an axial brain section larger than qc.max_slice_area_cm2",
     "skull_not_removed": "the brain mask fills more than 90 % of the head on its widest slices",
+    "segmentation_uncertainty_high": "the scan's mean segmentation uncertainty over its predicted lesions and "
+    "ventricles lies qc.uncertainty_robust_z or more robust SDs above the cohort's median "
+    "(segmentation_uncertainty_z; judged across the cohort, in cohorts of qc.uncertainty_min_scans or more): "
+    "look at its segmentation before using its numbers",
 }
+#: The flags judged across the cohort (:func:`uncertainty_z_scores`), not from one scan's measures.
+COHORT_QC_FLAGS = ("segmentation_uncertainty_high",)
 #: qform and sform further apart than this (degrees of rotation, or mm of displacement of a
 #: 256 mm cube's corners) place the image differently; dcm2niix writes them equal to float
 #: precision, and an oblique sform's quaternion approximation stays far below it.
@@ -43,13 +51,17 @@ class QcThresholds:
     ``min_brain_z_extent_mm``, ``min_brain_slices``: a whole-brain FLAIR's brain spans at least
     this height and this many slices (adult brains are 120-150 mm high; 2-D FLAIR slices are at
     most 8 mm thick in clinical protocols). ``max_slice_area_cm2``: no axial brain section is
-    larger.
+    larger. ``uncertainty_robust_z``: a scan whose mean segmentation uncertainty lies this many
+    robust SDs (1.4826 MAD) above the cohort's median is flagged; ``uncertainty_min_scans``:
+    in a cohort of fewer scans with a value, what is usual is not known and nothing is flagged.
     """
 
     icv_range_ml: tuple[float, float] = (900.0, 2200.0)
     min_brain_z_extent_mm: float = 100.0
     min_brain_slices: int = 10
     max_slice_area_cm2: float = 250.0
+    uncertainty_robust_z: float = 3.0
+    uncertainty_min_scans: int = 5
 
     @classmethod
     def from_config(cls, section: dict) -> QcThresholds:
@@ -68,7 +80,8 @@ DEFAULT_QC_THRESHOLDS = QcThresholds()
 def qc_flags(qc: dict, thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS) -> list[str]:
     """The QC flags of one subject's preprocessing measures ``qc`` (the content of
     ``preprocess_qc.json``, :func:`msprofile.preprocess.qc_measures`), in the order of
-    :data:`QC_FLAGS`. An empty list means the subject passes."""
+    :data:`QC_FLAGS`; the :data:`COHORT_QC_FLAGS` are judged across the cohort
+    (:func:`uncertainty_z_scores`). An empty list means the subject passes its preprocessing QC."""
     header = qc["header"]
     full_coverage = qc["brain_z_extent_mm"] >= thresholds.min_brain_z_extent_mm
     full_coverage &= qc["brain_slices"] >= thresholds.min_brain_slices
@@ -86,4 +99,24 @@ def qc_flags(qc: dict, thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS) -> list
         "skull_not_removed": not qc["skull_stripped_input"]
         and (qc["brain_to_head_area_ratio"] or 0.0) > SKULL_NOT_REMOVED_RATIO,
     }
-    return [flag for flag in QC_FLAGS if raised[flag]]
+    return [flag for flag in QC_FLAGS if flag not in COHORT_QC_FLAGS and raised[flag]]
+
+
+#: Robust SD floor of :func:`uncertainty_z_scores`: a cohort of near-identical values must not
+#: flag a scan for a difference in the fourth decimal (uncertainty is in [0, 1]).
+UNCERTAINTY_MIN_SPREAD = 0.005
+
+
+def uncertainty_z_scores(uncertainty: np.ndarray, thresholds: QcThresholds = DEFAULT_QC_THRESHOLDS) -> np.ndarray:
+    """Robust z-scores of the scans' mean segmentation uncertainty (``segmentation_uncertainty``
+    of ``metrics.json``; float array, NaN where a scan has none) against the cohort:
+    (value - median) / max(1.4826 MAD, :data:`UNCERTAINTY_MIN_SPREAD`) over the finite values.
+    All NaN when fewer than ``thresholds.uncertainty_min_scans`` scans have a value. A scan
+    with ``thresholds.uncertainty_robust_z`` or more gets ``segmentation_uncertainty_high``."""
+    values = np.asarray(uncertainty, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if len(finite) < thresholds.uncertainty_min_scans:
+        return np.full(values.shape, np.nan)
+    median = float(np.median(finite))
+    spread = 1.4826 * float(np.median(np.abs(finite - median)))
+    return (values - median) / max(spread, UNCERTAINTY_MIN_SPREAD)

@@ -160,7 +160,8 @@ SEGMENT_GPUS = {"gpu": 1, "cpu": 0, "auto": int(_gpu_present())}[
 
 
 def _training_subjects():
-    """Subjects of the training sheet (or of the main sheet) with both manual masks."""
+    """Subjects of the training sheet (or of the main sheet) with a manual lesion mask (the
+    ventricle mask is optional: a fine-tuning site may label lesions alone)."""
     sheet = SUBJECTS
     if config["training"]["subjects"]:
         try:
@@ -181,7 +182,18 @@ def _training_subjects():
             f"are also in {config['subjects']} with a different FLAIR file; per-subject outputs "
             "would collide: rename them in one of the sheets"
         )
-    return sheet[(sheet["wmh_mask"] != "") & (sheet["ventricles_mask"] != "")]
+    labelled = sheet[sheet["wmh_mask"] != ""]
+    if (
+        len(labelled)
+        and not (labelled["ventricles_mask"] != "").any()
+        and not config["training"]["init_model"]
+    ):
+        raise WorkflowError(
+            "no training subject has a ventricle mask: a model trained from scratch would never "
+            "learn the ventricles; add ventricle masks or fine-tune an existing model "
+            "(training.init_model)"
+        )
+    return labelled
 
 
 TRAINING_SUBJECTS = _training_subjects()
@@ -323,18 +335,57 @@ def lesion_outputs():
 
 
 def evaluation_outputs():
-    """The segmentation evaluation, when some subject of the sheet has both manual masks."""
-    has_masks = (SUBJECTS["wmh_mask"] != "") & (SUBJECTS["ventricles_mask"] != "")
-    return [f"{RESULTS}/evaluation/segmentation_summary.tsv"] if has_masks.any() else []
+    """The segmentation evaluation, when some subject of the sheet has a manual lesion mask."""
+    return (
+        [f"{RESULTS}/evaluation/segmentation_summary.tsv"]
+        if (SUBJECTS["wmh_mask"] != "").any()
+        else []
+    )
 
 
 def training_settings():
-    """The training section without the keys that are not hyper-parameters."""
-    return {
+    """The training section's hyper-parameters (msprofile.segmentation.train.TrainingSettings);
+    fine-tuning (training.init_model) trains for finetune_epochs at finetune_learning_rate.
+    """
+    section = config["training"]
+    settings = {
         k: v
-        for k, v in config["training"].items()
-        if k not in ("name", "subjects", "cross_validate")
+        for k, v in section.items()
+        if k
+        not in (
+            "name",
+            "subjects",
+            "cross_validate",
+            "init_model",
+            "phantoms",
+            "finetune_epochs",
+            "finetune_learning_rate",
+        )
     }
+    if section["init_model"]:
+        settings["epochs"] = section["finetune_epochs"]
+        settings["learning_rate"] = section["finetune_learning_rate"]
+    return settings
+
+
+TRAINING_DIR = f"{RESULTS}/training/{config['training']['name']}"
+TRAINED_MODEL_DIR = f"resources/models/{config['training']['name']}"
+INIT_MODEL = config["training"]["init_model"]
+SYNTHETIC = config["training"]["synthetic_fraction"] > 0
+FOLD_SUBJECTS = (
+    list(TRAINING_SUBJECTS.index) if config["training"]["cross_validate"] else []
+)
+
+
+def training_extras():
+    """Inputs every training job shares: the phantoms and the initial model, where used."""
+    extras = {}
+    if SYNTHETIC:
+        extras["phantoms"] = f"{TRAINING_DIR}/phantoms.npz"
+    if INIT_MODEL:
+        extras["init_keras"] = f"{INIT_MODEL}/model.keras"
+        extras["init_card"] = f"{INIT_MODEL}/model.json"
+    return extras
 
 
 def final_outputs():

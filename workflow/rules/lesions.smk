@@ -1,6 +1,7 @@
 rule lesion_metrics:
     input:
         segmentation=f"{SUBJECT_DIR}/segmentation.nii.gz",
+        uncertainty=f"{SUBJECT_DIR}/segmentation_uncertainty.nii.gz",
         brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
         flair=subject_value("flair"),
         card=f"{MODEL_DIR}/model.json",

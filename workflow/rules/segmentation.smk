@@ -11,6 +11,7 @@ rule segment:
             else {}
         ),
         segmentation=f"{SUBJECT_DIR}/segmentation.nii.gz",
+        uncertainty=f"{SUBJECT_DIR}/segmentation_uncertainty.nii.gz",
     log:
         f"{LOG_DIR}/segment/{{subject}}.log",
     conda:
@@ -22,10 +23,15 @@ rule segment:
     resources:
         gpu=SEGMENT_GPUS,
         mem_mb=4000,
-        # Minutes: a job takes seconds; a SLURM bundle asks for the sum over its jobs.
+        # Minutes: a job takes seconds (each ensemble member a forward pass); a SLURM bundle
+        # asks for the sum over its jobs.
         runtime=1,
     # segmentation.device and .batch_size are read by the script from the config, not passed
     # as params: where and in what batches the network runs changes its result by float
-    # rounding at most, so changing them must not rerun the cohort's segmentations.
+    # rounding at most, so changing them must not rerun the cohort's segmentations. The
+    # ensemble's members and flips change the result, so they are params and rerun it.
+    params:
+        members=config["segmentation"]["ensemble_members"],
+        flips=config["segmentation"]["test_time_flips"],
     script:
         "../scripts/segment.py"

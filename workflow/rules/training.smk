@@ -1,11 +1,8 @@
-TRAINING_DIR = f"{RESULTS}/training/{config['training']['name']}"
-TRAINED_MODEL_DIR = f"resources/models/{config['training']['name']}"
-
-
 rule training_labels:
     input:
         wmh=subject_value("wmh_mask"),
-        ventricles=subject_value("ventricles_mask"),
+        # Empty for a subject with a lesion mask alone (its ventricles are unknown).
+        ventricles=lambda w: ALL_SUBJECTS.at[w.subject, "ventricles_mask"] or [],
         flair=f"{SUBJECT_DIR}/flair_preproc.nii.gz",
         brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
     output:
@@ -27,6 +24,9 @@ rule training_slices:
         flair=expand(
             f"{SUBJECT_DIR}/flair_preproc.nii.gz", subject=TRAINING_SUBJECTS.index
         ),
+        brain_mask=expand(
+            f"{SUBJECT_DIR}/brain_mask.nii.gz", subject=TRAINING_SUBJECTS.index
+        ),
         labels=expand(
             f"{SUBJECT_DIR}/labels_model.nii.gz", subject=TRAINING_SUBJECTS.index
         ),
@@ -46,15 +46,37 @@ rule training_slices:
         "../scripts/training_slices.py"
 
 
+rule training_phantoms:
+    output:
+        f"{TRAINING_DIR}/phantoms.npz",
+    log:
+        f"{LOG_DIR}/training_phantoms.log",
+    conda:
+        "../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        phantoms=config["training"]["phantoms"],
+        seed=config["training"]["seed"],
+        matrix=config["preprocess"]["matrix"],
+        pixel_size_mm=config["preprocess"]["pixel_size_mm"],
+    script:
+        "../scripts/training_phantoms.py"
+
+
 rule train_fold:
     input:
+        unpack(lambda w: training_extras()),
         slices=f"{TRAINING_DIR}/slices.npz",
         flair=f"{SUBJECT_DIR}/flair_preproc.nii.gz",
         brain_mask=f"{SUBJECT_DIR}/brain_mask.nii.gz",
         wmh=subject_value("wmh_mask"),
-        ventricles=subject_value("ventricles_mask"),
+        ventricles=lambda w: ALL_SUBJECTS.at[w.subject, "ventricles_mask"] or [],
     output:
-        f"{TRAINING_DIR}/folds/{{subject}}.json",
+        result=f"{TRAINING_DIR}/folds/{{subject}}.json",
+        member=f"{TRAINING_DIR}/folds/{{subject}}.onnx",
     log:
         f"{LOG_DIR}/train_fold/{{subject}}.log",
     conda:
@@ -66,6 +88,8 @@ rule train_fold:
         runtime=240,
     params:
         settings=training_settings(),
+        init_model=INIT_MODEL,
+        flips=config["segmentation"]["test_time_flips"],
         device=config["segmentation"]["device"],
     script:
         "../scripts/train_fold.py"
@@ -73,17 +97,17 @@ rule train_fold:
 
 rule train_model:
     input:
+        unpack(lambda w: training_extras()),
         slices=f"{TRAINING_DIR}/slices.npz",
-        folds=expand(
-            f"{TRAINING_DIR}/folds/{{subject}}.json",
-            subject=(
-                TRAINING_SUBJECTS.index if config["training"]["cross_validate"] else []
-            ),
-        ),
+        folds=expand(f"{TRAINING_DIR}/folds/{{subject}}.json", subject=FOLD_SUBJECTS),
+        members=expand(f"{TRAINING_DIR}/folds/{{subject}}.onnx", subject=FOLD_SUBJECTS),
     output:
         model=f"{TRAINED_MODEL_DIR}/model.keras",
         onnx=f"{TRAINED_MODEL_DIR}/model.onnx",
         card=f"{TRAINED_MODEL_DIR}/model.json",
+        members=expand(
+            f"{TRAINED_MODEL_DIR}/members/fold-{{subject}}.onnx", subject=FOLD_SUBJECTS
+        ),
     log:
         f"{LOG_DIR}/train_model.log",
     conda:
@@ -96,7 +120,9 @@ rule train_model:
     params:
         name=config["training"]["name"],
         settings=training_settings(),
+        init_model=INIT_MODEL,
         preprocessing=config["preprocess"],
+        flips=config["segmentation"]["test_time_flips"],
         device=config["segmentation"]["device"],
     script:
         "../scripts/train_model.py"

@@ -10,6 +10,7 @@ run_subject_job(
         lesion_metrics_subject,
         snakemake.wildcards.subject,
         snakemake.input.segmentation,
+        snakemake.input.uncertainty,
         snakemake.input.flair,
         snakemake.input.brain_mask,
         snakemake.input.card,
@@ -19,5 +20,5 @@ run_subject_job(
         stats_path=snakemake.output.stats,
         qc_png_path=snakemake.output.qc_png,
     ),
-    upstream=[snakemake.input.segmentation, snakemake.input.brain_mask],
+    upstream=[snakemake.input.segmentation, snakemake.input.uncertainty, snakemake.input.brain_mask],
 )

@@ -10,7 +10,11 @@ with logged(snakemake.log[0], f"cross-validation fold without {snakemake.wildcar
         snakemake.input.brain_mask,
         snakemake.input.wmh,
         snakemake.input.ventricles,
-        snakemake.output[0],
+        snakemake.output.result,
+        snakemake.output.member,
         TrainingSettings(**snakemake.params.settings),
+        phantoms_path=snakemake.input.get("phantoms"),
+        init_model_dir=snakemake.params.init_model,
+        flips=snakemake.params.flips,
         device=snakemake.params.device,
     )

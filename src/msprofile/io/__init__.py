@@ -444,13 +444,20 @@ def _describe_grid(grid: Grid) -> str:
     return f"shape {tuple(int(n) for n in grid.shape)}, voxels {sizes} mm, affine [{rows}]"
 
 
-def load_manual_labels(subject_id: str, wmh_path, ventricles_path, grid: Grid | None = None) -> tuple[np.ndarray, Grid]:
+def load_manual_labels(
+    subject_id: str, wmh_path, ventricles_path, grid: Grid | None = None
+) -> tuple[np.ndarray, Grid, tuple[str, ...]]:
     """Three-class labels (:func:`msprofile.labels.label_volume`) from a subject's manual lesion
-    and ventricle masks, and their grid; both masks are checked by :func:`load_mask`, the
-    ventricle mask on the lesion mask's grid (or on ``grid``, the FLAIR's, when given)."""
+    and ventricle masks, their grid, and the names of the classes they label; both masks are
+    checked by :func:`load_mask`, the ventricle mask on the lesion mask's grid (or on ``grid``,
+    the FLAIR's, when given). With no ``ventricles_path`` (empty or None) the labels hold the
+    lesions alone and the classes are ``("lesions",)``: the ventricles are unknown, not absent.
+    """
     lesions, grid = load_mask(wmh_path, subject_id, "lesion", grid)
+    if not ventricles_path:
+        return label_volume(lesions, np.zeros_like(lesions)), grid, ("lesions",)
     ventricles, grid = load_mask(ventricles_path, subject_id, "ventricle", grid)
-    return label_volume(lesions, ventricles), grid
+    return label_volume(lesions, ventricles), grid, ("ventricles", "lesions")
 
 
 def read_itk_affine(path: str | os.PathLike) -> np.ndarray:

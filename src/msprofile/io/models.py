@@ -1,5 +1,6 @@
-"""Model folders: ``model.keras`` (training format), ``model.onnx`` (inference format) and the
-model card ``model.json``.
+"""Model folders: ``model.keras`` (training format), ``model.onnx`` (inference format), the
+ensemble members ``members/*.onnx`` (the cross-validation folds' networks) and the model card
+``model.json``.
 
 The card says what the model expects (classes, input, pixel size, normalisation,
 preprocessing settings), how it was trained and validated, what it measured, and the
@@ -19,6 +20,7 @@ from . import atomic_path, save_json
 KERAS_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
 CARD_FILE = "model.json"
+MEMBERS_DIR = "members"
 
 
 class ModelError(RuntimeError):
@@ -38,21 +40,38 @@ def _file_entry(path: Path) -> dict:
     return {"sha256": sha256_of(path), "size_bytes": path.stat().st_size}
 
 
-def save_model(model, onnx_model: bytes, folder: str | os.PathLike, card: dict) -> dict:
+def save_model(
+    model, onnx_model: bytes, folder: str | os.PathLike, card: dict, members: dict[str, bytes] | None = None
+) -> dict:
     """Write the Keras ``model`` as ``model.keras``, the serialised ONNX network ``onnx_model`` as
-    ``model.onnx`` and the card with both files' sha256 as ``model.json`` into ``folder``, each
-    atomically. Returns the card as written.
+    ``model.onnx``, each of ``members`` (name -> serialised ONNX network) as
+    ``members/<name>.onnx``, and the card with every file's sha256 as ``model.json`` into
+    ``folder``, each atomically; member files of an earlier model that are not in ``members``
+    are removed. The card's ``ensemble`` section lists the networks in the order
+    :func:`load_ensemble` runs them: ``model.onnx`` first, then the members. Returns the card
+    as written.
 
     ``model`` should be an uncompiled inference copy
     (:func:`msprofile.segmentation.model.inference_copy`) and ``onnx_model`` its checked export
     (:func:`msprofile.segmentation.onnx_export.checked_onnx`).
     """
     folder = Path(folder)
+    members = members or {}
     with atomic_path(folder / KERAS_FILE, suffix=".keras") as tmp:
         model.save(tmp)
     with atomic_path(folder / ONNX_FILE, suffix=".onnx") as tmp:
         tmp.write_bytes(onnx_model)
-    card = {**card, "files": {name: _file_entry(folder / name) for name in (KERAS_FILE, ONNX_FILE)}}
+    member_files = [f"{MEMBERS_DIR}/{name}.onnx" for name in members]
+    for old in sorted((folder / MEMBERS_DIR).glob("*.onnx")):
+        if f"{MEMBERS_DIR}/{old.name}" not in member_files:
+            old.unlink()
+    for name, serialised in members.items():
+        (folder / MEMBERS_DIR).mkdir(exist_ok=True)
+        with atomic_path(folder / MEMBERS_DIR / f"{name}.onnx", suffix=".onnx") as tmp:
+            tmp.write_bytes(serialised)
+    names = [KERAS_FILE, ONNX_FILE, *member_files]
+    ensemble = {**card.get("ensemble", {}), "networks": [ONNX_FILE, *member_files]}
+    card = {**card, "ensemble": ensemble, "files": {name: _file_entry(folder / name) for name in names}}
     save_json(card, folder / CARD_FILE)
     return card
 
@@ -97,3 +116,14 @@ def load_onnx(folder: str | os.PathLike) -> tuple[bytes, dict]:
     card)`` for :class:`msprofile.segmentation.onnx_export.OnnxNetwork`."""
     card = read_card(folder)
     return verified_path(folder, ONNX_FILE, card).read_bytes(), card
+
+
+def load_ensemble(folder: str | os.PathLike, count: int) -> tuple[list[bytes], dict]:
+    """The first ``count`` networks of the card's ensemble (``model.onnx``, then the members),
+    each verified against the card, and the card. A folder without members gives its one
+    network whatever ``count``; ``count`` < 1 is a :class:`ModelError`."""
+    if count < 1:
+        raise ModelError(f"an ensemble needs at least one network, asked for {count}")
+    card = read_card(folder)
+    names = card.get("ensemble", {}).get("networks", [ONNX_FILE])[:count]
+    return [verified_path(folder, name, card).read_bytes() for name in names], card

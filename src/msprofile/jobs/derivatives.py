@@ -79,7 +79,7 @@ def _scan_files(scan: BidsScan, scan_dir: Path, probabilities: bool) -> dict[str
     for name, (entities_suffix, kind) in DERIVATIVES.items():
         path = scan.path(entities_suffix, kind)
         files[path] = ("link", scan_dir / name)
-        if kind in ("mask", "dseg"):
+        if kind in ("mask", "dseg", "probseg"):
             files[_swap(path, ".json")] = ("text", json_text(sidecar(scan, kind, name, given_brain_mask=given_mask)))
         if kind == "dseg":
             files[_swap(path, ".tsv")] = ("text", dseg_table(name).to_csv(sep="\t", index=False, lineterminator="\n"))

@@ -22,6 +22,7 @@ from ..io import (
 )
 from ..lesions import lesion_profile, lesion_stats, lesion_table
 from ..montage import segmentation_montage
+from ..segmentation.infer import segmentation_uncertainty
 
 #: Floats of ``lesion_stats.tsv``: volumes in mL to a microlitre.
 STATS_FLOAT_FORMAT = "%.6g"
@@ -30,6 +31,7 @@ STATS_FLOAT_FORMAT = "%.6g"
 def lesion_metrics_subject(
     subject_id: str,
     segmentation_path,
+    uncertainty_path,
     flair_path,
     brain_mask_path,
     model_card_path,
@@ -46,12 +48,16 @@ def lesion_metrics_subject(
     (:func:`msprofile.montage.segmentation_montage`).
 
     The class volume keeps the segmentation's (the input's) sform and qform with their codes.
+    ``uncertainty_path`` is the segmentation's uncertainty map, whose means over the predicted
+    lesion and ventricle voxels go into the metrics
+    (:func:`msprofile.segmentation.infer.segmentation_uncertainty`);
     ``flair_path`` is the subject's input FLAIR (the cortical CSF mask is taken from it);
     ``model_card_path`` is the segmentation model's card, whose name and checksum go into the
     metrics so that the cohort table can say which model produced each row. Returns the metrics.
     """
     model_card = load_json(model_card_path)
     labels, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
+    uncertainty, _ = load_image(uncertainty_path, subject_id)
     # NaN outside the head was accepted by preprocessing; the CSF mask sees only the brain.
     flair = np.nan_to_num(load_image(flair_path, subject_id, allow_nonfinite=True)[0], nan=0.0, posinf=0.0, neginf=0.0)
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
@@ -73,6 +79,7 @@ def lesion_metrics_subject(
     metrics = {
         "subject_id": subject_id,
         **profile.metrics,
+        **segmentation_uncertainty(labels, uncertainty),
         "segmentation_model": model_card.get("name"),
         "segmentation_model_sha256": model_card.get("files", {}).get("model.onnx", {}).get("sha256"),
     }

@@ -279,6 +279,7 @@ def evaluate_subject(
     predicted_labels: np.ndarray,
     voxel_size_mm,
     connectivity: str = DEFAULT_CONNECTIVITY,
+    classes=tuple(CLASS_LABELS),
 ) -> list[dict]:
     """Evaluate one subject's predicted labels against its manual labels.
 
@@ -287,7 +288,10 @@ def evaluate_subject(
     three voxel sizes in mm in array-axis order. ``connectivity``: lesion unit for detection
     (see :func:`lesion_detection`).
 
-    Returns one dict per class (ventricles, then lesions) with the keys of
+    ``classes``: the class names the reference labels (default both; ``("lesions",)`` for a
+    subject with a lesion mask alone, whose ventricles are unknown, not absent).
+
+    Returns one dict per class of ``classes`` (ventricles, then lesions) with the keys of
     :data:`ROW_COLUMNS`: ``subject_id``; ``class_name``; ``label``; ``tp``, ``fp``, ``fn``
     (voxels); ``reference_volume_ml``, ``predicted_volume_ml`` (mL = voxels x voxel volume
     in mm^3 / 1000); ``dice``, ``iou`` (1.0 when the class is absent from both);
@@ -302,7 +306,12 @@ def evaluate_subject(
     sampling = _voxel_size(voxel_size_mm, 3)
     voxel_ml = float(np.prod(sampling)) / 1000.0
     rows = []
+    unknown = set(classes) - set(CLASS_LABELS)
+    if unknown:
+        raise ValueError(f"unknown classes {sorted(unknown)}; expected some of {', '.join(CLASS_LABELS)}")
     for class_name, label in CLASS_LABELS.items():
+        if class_name not in classes:
+            continue
         ref, pred = reference_labels == label, predicted_labels == label
         counts = overlap_counts(ref, pred, True)
         row = {
@@ -391,6 +400,59 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
         summary.update(lesion_precision=scores["precision"], lesion_recall=scores["recall"], lesion_f1=scores["f1"])
         out.append(summary)
     return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Uncertainty: does it point at the errors?
+
+#: Bins of the uncertainty histograms (uncertainty is in [0, 1]); AUROC from them equals the
+#: exact rank AUROC up to ties within a bin of width 1e-4.
+UNCERTAINTY_BINS = 10_000
+
+
+def error_histograms(uncertainty: np.ndarray, wrong: np.ndarray, within: np.ndarray) -> dict:
+    """Histograms of the uncertainty of wrong and of right voxels, for :func:`auroc_from_histograms`.
+
+    ``uncertainty``: float array in [0, 1]; ``wrong``: bool, the voxels whose predicted label
+    differs from the reference; ``within``: bool, the voxels that count (e.g. the brain mask:
+    outside it every label is background by construction). Returns ``{"wrong": counts,
+    "right": counts}``, int64 arrays of :data:`UNCERTAINTY_BINS` bins over [0, 1]; histograms
+    of several subjects add up to the pooled one.
+    """
+    values = np.clip(np.asarray(uncertainty, dtype=np.float64)[within], 0.0, 1.0)
+    bins = np.minimum((values * UNCERTAINTY_BINS).astype(np.int64), UNCERTAINTY_BINS - 1)
+    is_wrong = np.asarray(wrong, dtype=bool)[within]
+    return {
+        "wrong": np.bincount(bins[is_wrong], minlength=UNCERTAINTY_BINS),
+        "right": np.bincount(bins[~is_wrong], minlength=UNCERTAINTY_BINS),
+    }
+
+
+def auroc_from_histograms(wrong_counts, right_counts) -> float:
+    """Area under the ROC curve of uncertainty as a detector of wrong voxels: the probability
+    that a random wrong voxel is more uncertain than a random right one, ties counting one half
+    (Mann-Whitney U / (n_wrong n_right)). NaN when either group is empty."""
+    wrong_counts = np.asarray(wrong_counts, dtype=np.float64)
+    right_counts = np.asarray(right_counts, dtype=np.float64)
+    n_wrong, n_right = wrong_counts.sum(), right_counts.sum()
+    if n_wrong == 0 or n_right == 0:
+        return float("nan")
+    right_below = np.cumsum(right_counts) - right_counts
+    return float(np.sum(wrong_counts * (right_below + 0.5 * right_counts)) / (n_wrong * n_right))
+
+
+def wrong_voxels(reference_labels: np.ndarray, predicted_labels: np.ndarray, classes=tuple(CLASS_LABELS)) -> np.ndarray:
+    """Voxels whose predicted label is wrong, bool: any class difference when the reference
+    labels every class of :data:`CLASS_LABELS`; with ``classes`` ``("lesions",)`` (ventricles
+    unknown), lesion versus not lesion only."""
+    reference_labels, predicted_labels = _check_pair(reference_labels, predicted_labels)
+    if set(CLASS_LABELS) <= set(classes):
+        return reference_labels != predicted_labels
+    wrong = np.zeros(reference_labels.shape, dtype=bool)
+    for class_name in classes:
+        label = CLASS_LABELS[class_name]
+        wrong |= (reference_labels == label) != (predicted_labels == label)
+    return wrong
 
 
 # --------------------------------------------------------------------------------------------

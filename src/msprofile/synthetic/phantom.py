@@ -18,6 +18,7 @@ byte-identical arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 from scipy import ndimage
@@ -44,6 +45,37 @@ INTENSITY = {
 
 #: Largest stored value: the sample scans saturate at 2**14 - 1.
 MAX_SIGNAL = 16383
+
+
+class Tissue(IntEnum):
+    """Codes of a phantom's tissue label map (:attr:`Phantom.tissue`): every structure the
+    phantom draws, so that images of any contrast can be painted from it (SynthSeg-style
+    training images, :mod:`msprofile.segmentation.synthetic`)."""
+
+    AIR = 0
+    WHITE_MATTER = 1
+    CORTEX = 2
+    DEEP_GREY = 3
+    CSF = 4
+    VENTRICLES = 5
+    LESIONS = 6
+    SKULL = 7
+    DIPLOE = 8
+    FAT = 9
+    MUSCLE = 10
+    VITREOUS = 11
+
+
+#: Tissue of each signal value outside the brain (the head signal takes exactly these values).
+_HEAD_TISSUE = {
+    "air": Tissue.AIR,
+    "csf": Tissue.CSF,
+    "skull": Tissue.SKULL,
+    "diploe": Tissue.DIPLOE,
+    "scalp_fat": Tissue.FAT,
+    "muscle": Tissue.MUSCLE,
+    "vitreous": Tissue.VITREOUS,
+}
 
 _RICIAN_SIGMA = 50.0  # background of the sample: mean ~50-90, SD ~40-75
 _CORTEX_THICKNESS_MM = 2.6
@@ -74,6 +106,8 @@ class Phantom:
         affine: float64 (4, 4), voxel index -> scanner mm, LAS (axis 0 runs right to left,
             axis 1 posterior to anterior, axis 2 inferior to superior), origin at the
             volume's centre.
+        tissue: uint8 :class:`Tissue` code of every voxel (the dominant tissue where the
+            phantom mixes two at an edge); ventricles and lesions exactly as their masks.
     """
 
     flair: np.ndarray
@@ -82,6 +116,7 @@ class Phantom:
     lesion_mask: np.ndarray
     lesion_location: np.ndarray
     affine: np.ndarray
+    tissue: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -296,6 +331,9 @@ def make_phantom(
     flair = _acquire(signal, voxel, rng)
 
     lesion_mask = lesion_location > 0
+    tissue_labels = _tissue_labels(
+        signal, brain, deep_grey_fraction, cortex_fraction, sulcal_csf_fraction, ventricles, lesion_mask
+    )
     return Phantom(
         flair=_frozen(flair),
         brain_mask=_frozen(brain.astype(np.uint8)),
@@ -303,7 +341,23 @@ def make_phantom(
         lesion_mask=_frozen(lesion_mask.astype(np.uint8)),
         lesion_location=_frozen(lesion_location),
         affine=_frozen(las_affine(shape, voxel)),
+        tissue=_frozen(tissue_labels),
     )
+
+
+def _tissue_labels(head_signal, brain, deep_grey, cortex, sulcal_csf, ventricles, lesions) -> np.ndarray:
+    """:class:`Tissue` codes, uint8 of the volume's shape: outside the brain from the head
+    signal's exact values, inside from the tissue fractions (the dominant one, half or more)."""
+    labels = np.zeros(brain.shape, dtype=np.uint8)
+    for name, code in _HEAD_TISSUE.items():
+        labels[head_signal == INTENSITY[name]] = code
+    inside = np.full(brain.shape, Tissue.WHITE_MATTER, dtype=np.uint8)
+    inside[deep_grey >= 0.5] = Tissue.DEEP_GREY
+    inside[cortex >= 0.5] = Tissue.CORTEX
+    inside[sulcal_csf >= 0.5] = Tissue.CSF
+    inside[ventricles] = Tissue.VENTRICLES
+    inside[lesions] = Tissue.LESIONS
+    return np.where(brain, inside, labels)
 
 
 def las_affine(shape: tuple[int, int, int], voxel_size_mm: tuple[float, float, float]) -> np.ndarray:
