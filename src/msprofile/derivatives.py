@@ -63,6 +63,7 @@ BIDSIGNORE = (
     "/evaluation",
     "/training",
     "/logs",
+    "/longitudinal",
     "/stats*",
     "/figures*",
     "sub-*/figures",
@@ -70,7 +71,7 @@ BIDSIGNORE = (
 )
 #: The same folders for pybids, which does not read ``.bidsignore``:
 #: ``BIDSLayout(results, is_derivative=True, indexer=BIDSLayoutIndexer(ignore=PYBIDS_IGNORE))``.
-PYBIDS_IGNORE = [re.compile(r"^/(subjects|cohort|evaluation|training|logs|stats[^/]*|figures[^/]*)(/|$)")]
+PYBIDS_IGNORE = [re.compile(r"^/(subjects|cohort|evaluation|training|logs|longitudinal|stats[^/]*|figures[^/]*)(/|$)")]
 #: Endings of every file this module names: what a rerun may remove when it no longer belongs.
 OWNED_ENDINGS = ("_mask.nii.gz", "_mask.json", "_dseg.nii.gz", "_dseg.json", "_dseg.tsv", "_probseg.nii.gz")
 OWNED_ENDINGS += ("_probseg.json", "_stats.tsv", "_qc.png")
