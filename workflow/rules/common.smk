@@ -182,10 +182,15 @@ def _training_subjects():
             f"are also in {config['subjects']} with a different FLAIR file; per-subject outputs "
             "would collide: rename them in one of the sheets"
         )
-    labelled = sheet[sheet["wmh_mask"] != ""]
+    return sheet[sheet["wmh_mask"] != ""]
+
+
+def training_needs_ventricles(wildcards):
+    """Input function of training_slices: no input, but refuses a training set without any
+    ventricle mask unless it fine-tunes. Checked when a training job is planned, not at
+    start-up: a sheet of lesion masks alone is fine for segmenting and evaluating."""
     if (
-        len(labelled)
-        and not (labelled["ventricles_mask"] != "").any()
+        not (TRAINING_SUBJECTS["ventricles_mask"] != "").any()
         and not config["training"]["init_model"]
     ):
         raise WorkflowError(
@@ -193,7 +198,7 @@ def _training_subjects():
             "learn the ventricles; add ventricle masks or fine-tune an existing model "
             "(training.init_model)"
         )
-    return labelled
+    return []
 
 
 TRAINING_SUBJECTS = _training_subjects()

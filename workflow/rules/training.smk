@@ -21,6 +21,7 @@ rule training_labels:
 
 rule training_slices:
     input:
+        training_needs_ventricles,
         flair=expand(
             f"{SUBJECT_DIR}/flair_preproc.nii.gz", subject=TRAINING_SUBJECTS.index
         ),
