@@ -14,6 +14,8 @@ fresh Python process per job with its imports, and the work itself.
   reference cohort), in hours, on the same cores;
 * ``cpu_seconds_per_subject_median``: CPU time of all the run's processes over N, which
   other processes' load inflates far less than wall time;
+* ``snakemake_cpu_seconds_per_subject_median``: the part of it spent in the main Snakemake
+  process (planning, scheduling, bookkeeping), CPU the jobs cannot use;
 * ``<rule>_job_seconds_median``: the work inside one job (from the job's log: after its
   imports, before the process exits), the median over the run's jobs; the difference to the
   wall time is what starting processes and Snakemake cost.
@@ -60,19 +62,36 @@ def write_cohort(folder: Path, n_subjects: int, seed: int) -> Path:
     return sheet
 
 
-def run_cohort(project: Path, sheet: Path, n_subjects: int, cores: int) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (all processes: Snakemake and its jobs) of one Snakemake run
-    of the per-subject jobs into an empty results folder."""
+#: Runs Snakemake as ``python -m snakemake`` does and writes its own CPU seconds (not its
+#: jobs') to the file named by the first argument when it exits.
+SNAKEMAKE_WITH_OWN_CPU = (
+    "import atexit, pathlib, resource, runpy, sys\n"
+    "out = pathlib.Path(sys.argv.pop(1))\n"
+    "def own_cpu():\n"
+    "    usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    out.write_text(str(usage.ru_utime + usage.ru_stime))\n"
+    "atexit.register(own_cpu)\n"
+    "sys.argv[0] = 'snakemake'\n"
+    "runpy.run_module('snakemake', run_name='__main__')\n"
+)
+
+
+def run_cohort(project: Path, sheet: Path, n_subjects: int, cores: int) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (all processes: Snakemake and its jobs) and the main Snakemake
+    process's own CPU seconds of one Snakemake run of the per-subject jobs into an empty results
+    folder."""
     results = project / "results"
     shutil.rmtree(results, ignore_errors=True)
     targets = [f"results/subjects/bench-{index:04d}/metrics.json" for index in range(n_subjects)]
+    own_cpu_file = project / "snakemake_cpu_seconds.txt"
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "snakemake",
+            "-c",
+            SNAKEMAKE_WITH_OWN_CPU,
+            str(own_cpu_file),
             *targets,
             "-s",
             str(REPO / "workflow" / "Snakefile"),
@@ -93,7 +112,7 @@ def run_cohort(project: Path, sheet: Path, n_subjects: int, cores: int) -> tuple
     wall = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    return wall, cpu
+    return wall, cpu, float(own_cpu_file.read_text())
 
 
 def job_seconds(project: Path, rule: str) -> list[float]:
@@ -116,11 +135,13 @@ def main() -> None:
         (project / "resources").mkdir()
         (project / "resources" / "models").symlink_to(REPO / "resources" / "models")
         sheet = write_cohort(tmp / "cohort", args.subjects, args.seed)
-        seconds, cpu_seconds, work = [], [], {rule: [] for rule in PER_SUBJECT_RULES}
+        seconds, cpu_seconds, snakemake_cpu_seconds = [], [], []
+        work = {rule: [] for rule in PER_SUBJECT_RULES}
         for _ in range(args.repeats):
-            wall, cpu = run_cohort(project, sheet, args.subjects, args.cores)
+            wall, cpu, snakemake_cpu = run_cohort(project, sheet, args.subjects, args.cores)
             seconds.append(wall)
             cpu_seconds.append(cpu)
+            snakemake_cpu_seconds.append(snakemake_cpu)
             for rule in PER_SUBJECT_RULES:
                 work[rule].extend(job_seconds(project, rule))
     per_subject = [s / args.subjects for s in seconds]
@@ -134,6 +155,7 @@ def main() -> None:
     # CPU time does not grow with other processes' load as wall time does: compare runs by it
     # on a shared machine.
     print(f"cpu_seconds_per_subject_median {statistics.median(cpu_seconds) / args.subjects:.2f} s")
+    print(f"snakemake_cpu_seconds_per_subject_median {statistics.median(snakemake_cpu_seconds) / args.subjects:.2f} s")
     for rule, values in work.items():
         if values:
             print(f"{rule}_job_seconds_median {statistics.median(values):.2f} s")

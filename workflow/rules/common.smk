@@ -14,6 +14,7 @@ from msprofile import __version__ as msprofile_version
 from msprofile.bids_input import BidsInputError, load_bids_scans
 from msprofile.derivatives import DERIVATIVES, DerivativesError, bids_scans
 from msprofile.outputs import figure_names, stats_tables
+from msprofile.scheduling import coalesce_scheduler_wakeups
 from msprofile.scans import (
     SCAN_ID_PATTERN,
     SESSION_PATTERN,
@@ -24,6 +25,10 @@ from msprofile.synthetic import demo_cohort
 from msprofile.sheet import SheetError, load_subject_sheet
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+# Snakemake's scheduler otherwise wakes itself once more per second for every job started so
+# far while others wait for cores: on a large cohort the main process takes CPU from the jobs.
+coalesce_scheduler_wakeups()
 
 
 def _sorted_keys(value):
