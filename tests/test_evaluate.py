@@ -506,3 +506,25 @@ def test_auroc_limits_and_pooling():
     assert np.isnan(ev.auroc_from_histograms(none_wrong["wrong"], none_wrong["right"]))
     pooled = {k: perfect[k] + ties[k] for k in perfect}
     assert 0.5 < ev.auroc_from_histograms(pooled["wrong"], pooled["right"]) < 1.0
+
+
+def test_a_sheet_with_lesion_masks_alone_is_segmented_and_evaluated_but_not_trained_on(tmp_path):
+    """ISBI-style labels (lesions, no ventricles): evaluation plans; training refuses clearly."""
+    from msprofile.jobs.demo import write_phantom
+    from msprofile.synthetic.demo_cohort import phantom_for
+
+    from conftest import make_project, planned_jobs, run_snakemake
+
+    rows = ["subject_id\tflair\tgroup\tage\tsex\twmh_mask"]
+    for subject_id in ("demo-MS-01", "demo-MS-02"):
+        paths = write_phantom(phantom_for(subject_id, 0), tmp_path / "data" / subject_id)
+        rows.append(f"{subject_id}\t{paths['flair']}\tMS\t40\tF\t{paths['wmh_manual']}")
+    project = make_project(tmp_path / "project", "\n".join(rows) + "\n")
+
+    planned = planned_jobs(project)
+    assert planned["evaluate_segmentation"] == 1
+    assert planned["segment"] == 2
+
+    refused = run_snakemake(project, "--dry-run", "train", check=False)
+    assert refused.returncode != 0
+    assert "ventricle masks or fine-tune an existing model" in refused.stdout + refused.stderr
