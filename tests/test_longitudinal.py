@@ -144,6 +144,20 @@ def test_change_detection_calls_new_enlarging_and_vanished_lesions_but_not_a_res
     assert ungated.counts()["new_lesions"] == 2
 
 
+def test_a_smooth_gain_difference_between_sessions_does_not_hide_change():
+    """The follow-up's receiver field differs from the baseline's by a smooth ramp (-25 % to
+    +25 % across the slab, as two coils or two protocols give): one histogram mapping cannot
+    remove it, so without the differential bias correction the vanished lesion C, in the
+    brightened half, is lost in the offset; with it (the default) all three changes are found."""
+    baseline, baseline_p, followup, followup_p, brain, boxes = _phantom_pair()
+    ramp = (1.0 + 0.25 * np.linspace(-1.0, 1.0, brain.shape[0]))[:, None, None].astype(np.float32)
+    arguments = (baseline, baseline_p, followup * ramp, followup_p, brain, 0.003)
+    corrected = detect_change(*arguments, voxel_size_mm=(1.0, 1.0, 3.0)).counts()
+    assert (corrected["new_lesions"], corrected["enlarging_lesions"], corrected["vanished_lesions"]) == (1, 1, 1)
+    uncorrected = detect_change(*arguments, ChangeSettings(bias_field_mm=0.0), voxel_size_mm=(1.0, 1.0, 3.0)).counts()
+    assert uncorrected["vanished_lesions"] == 0, uncorrected
+
+
 def test_a_session_against_itself_has_no_change_and_shapes_must_agree():
     baseline, baseline_p, _, _, brain, _ = _phantom_pair()
     rng = np.random.default_rng(3)
@@ -320,18 +334,30 @@ def test_the_change_job_flags_a_failed_registration_and_the_table_leaves_it_unco
 # Accuracy on public ground truth
 
 
+#: Per Lesjak patient: the measured figures minus a margin of about one lesion (sensitivity,
+#: precision) and 0.01-0.1 of Dice; the floors of the registration (correlation, error in mm).
+LESJAK_FLOORS = {
+    # measured 4 of 13 expert lesions (0.31), precision 0.56, Dice 0.55, 0.45 mm
+    "01": {"sensitivity": 0.23, "precision": 0.4, "dice": 0.45, "correlation": 0.8, "error_mm": 1.0},
+    # measured 3 of 46 expert lesions (0.07), 3 of 5 calls right (0.60), Dice 0.03, 0.71 mm
+    "03": {"sensitivity": 0.04, "precision": 0.4, "dice": 0.02, "correlation": 0.55, "error_mm": 1.2},
+}
+
+
 @pytest.mark.slow
-def test_lesjak_patient01_change_detection_keeps_its_measured_accuracy(tmp_path):
-    """The benchmark's pipeline (the workflow's jobs) on Lesjak et al.'s patient 01: floors at
-    the measured figures (sensitivity 4 of 13 expert lesions, 0.31; precision 0.56; Dice 0.55;
-    registration 0.45 mm from the data set's transforms) minus a margin of about one lesion.
-    These are far below the issue's targets (README, docs/method.md section 8 say why)."""
+@pytest.mark.parametrize("patient", sorted(LESJAK_FLOORS))
+def test_lesjak_change_detection_keeps_its_measured_accuracy(tmp_path, patient):
+    """The benchmark's pipeline (the workflow's jobs) on Lesjak et al.'s patients 01 and 03:
+    floors at the measured figures (:data:`LESJAK_FLOORS`). These are far below the issue's
+    targets (README, docs/method.md section 8 say why); patient 03's were all 0 before the
+    differential bias correction of the difference image."""
     require_lesjak()
     spec = importlib.util.spec_from_file_location("benchmark_longitudinal", REPO / "benchmarks" / "longitudinal.py")
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    files = {study: benchmark.segment_study("01", study, tmp_path) for study in ("study1", "study2")}
-    result = benchmark.evaluate_patient("01", files, tmp_path)
-    assert result["status"] == "ok" and result["registration_correlation"] > 0.8, result
-    assert result["registration_error_mm"] < 1.0, result
-    assert result["sensitivity"] >= 0.23 and result["precision"] >= 0.4 and result["dice"] >= 0.45, result
+    files = {study: benchmark.segment_study(patient, study, tmp_path) for study in ("study1", "study2")}
+    result = benchmark.evaluate_patient(patient, files, tmp_path)
+    floors = LESJAK_FLOORS[patient]
+    assert result["status"] == "ok" and result["registration_correlation"] > floors["correlation"], result
+    assert result["registration_error_mm"] < floors["error_mm"], result
+    assert all(result[name] >= floors[name] for name in ("sensitivity", "precision", "dice")), result
