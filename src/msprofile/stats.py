@@ -1169,9 +1169,9 @@ def change_descriptives(table: pd.DataFrame, groups=()) -> pd.DataFrame:
     return _finish(frame, CHANGE_DESCRIPTIVES_COLUMNS, ints=("n",))
 
 
-def negative_binomial_rates(counts, exposure, group_codes, n_groups: int) -> dict:
-    """Negative binomial (NB2) regression of ``counts`` on group (dummy coded, group 0 the
-    reference) with offset log(``exposure``), by maximum likelihood (statsmodels
+def negative_binomial_rates(counts, exposure, group_codes, group_names) -> dict:
+    """Negative binomial (NB2) regression of ``counts`` on group (dummy coded; ``group_codes``
+    index ``group_names``, group 0 the reference) with offset log(``exposure``), by maximum likelihood (statsmodels
     ``NegativeBinomial``, BFGS from the Poisson fit); variance mu + alpha mu^2.
 
     Returns ``log_ratio``, ``se``, ``z``, ``p`` (arrays over groups 1..k-1 against group 0,
@@ -1183,12 +1183,13 @@ def negative_binomial_rates(counts, exposure, group_codes, n_groups: int) -> dic
 
     counts = np.asarray(counts, float)
     group_codes = np.asarray(group_codes, int)
+    n_groups = len(group_names)
     totals = np.bincount(group_codes, weights=counts, minlength=n_groups)
     nan = np.full(n_groups - 1, np.nan)
     failed = {"log_ratio": nan, "se": nan, "z": nan, "p": nan, "alpha": math.nan, "lr": math.nan, "lr_p": math.nan}
     if (totals == 0).any():
-        empty = [i for i in range(n_groups) if totals[i] == 0]
-        return failed | {"error": f"no new or enlarging lesion in group(s) {empty}: the rate ratio is 0 or infinite"}
+        empty = ", ".join(str(group_names[i]) for i in range(n_groups) if totals[i] == 0)
+        return failed | {"error": f"no new or enlarging lesion in {empty}: the rate ratio is 0 or infinite"}
     if len(counts) < n_groups + 2:
         return failed | {"error": f"{len(counts)} subjects are too few for {n_groups} group rates and a dispersion"}
     design = np.column_stack([np.ones(len(counts))] + [(group_codes == g).astype(float) for g in range(1, n_groups)])
@@ -1261,8 +1262,8 @@ def change_tests(table: pd.DataFrame, groups=()) -> pd.DataFrame:
         note = "no interval known (sheet days): count per interval between scans, assuming comparable intervals"
     codes = data["group"].map({g: i for i, g in enumerate(levels)}).to_numpy(int)
     n = np.bincount(codes, minlength=len(levels))
-    model = negative_binomial_rates(data[count], data[exposure], codes, len(levels))
-    model_note = model["error"] or f"{note}; dispersion alpha = {model['alpha']:.3g}"
+    model = negative_binomial_rates(data[count], data[exposure], codes, levels)
+    model_note = f"{note}; " + (model["error"] or f"dispersion alpha = {model['alpha']:.3g}")
     z = sps.norm.ppf(0.5 + CONFIDENCE / 2)
     rows = []
     reference = levels[0]

@@ -454,6 +454,8 @@ def report_summary():
         "n_scans": len(SUBJECTS),
         "n_subjects": len(subjects),
         "n_by_group": subjects["group"].value_counts().sort_index().to_dict(),
+        "n_pairs": 0 if COHORT_TABLE else len(SESSION_PAIRS),
+        "n_pair_subjects": len({subject_id for subject_id, _, _ in SESSION_PAIRS}),
         "model": MODEL_DIR,
         "model_name": "",
         "model_sha256": "",
