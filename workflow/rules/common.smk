@@ -152,6 +152,11 @@ STATS_VARIANTS = {"": False} | (
 )
 
 
+def report_category(kind, remove_outliers):
+    """The report category of a statistics table or figure, and of its outlier-removed variant."""
+    return kind + (" (outliers removed)" if remove_outliers else "")
+
+
 def _gpu_present():
     """A GPU on this machine, as the NVIDIA driver's nvidia-smi tells."""
     return shutil.which("nvidia-smi") is not None

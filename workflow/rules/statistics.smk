@@ -1,7 +1,3 @@
-def report_category(kind, remove_outliers):
-    return kind + (" (outliers removed)" if remove_outliers else "")
-
-
 for variant, remove_outliers in STATS_VARIANTS.items():
 
     rule:
