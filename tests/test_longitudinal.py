@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from msprofile import stats
 from msprofile.geometry import Grid
 from msprofile.io import read_itk_affine, save_nifti
 from msprofile.jobs.demo import demo_phantom
+from msprofile.jobs.statistics import load_change_table
 from msprofile.longitudinal import ChangeClass, ChangeSettings, Session, analyse_pair, detect_change, match_intensities
+from msprofile.outputs import CHANGE_FIGURES, CHANGE_TABLES
 from msprofile.preprocess import preprocess
 from msprofile.registration import register_rigid, registration_quality
 from msprofile.synthetic.demo_cohort import DEMO_SUBJECTS
@@ -213,30 +216,42 @@ def _moved_session(phantom_flair: Path, moved: np.ndarray, path: Path) -> None:
 
 @pytest.mark.slow
 def test_consecutive_sessions_are_paired_through_the_workflow(tmp_path):
-    """A subject scanned in sessions 01 and 02 (days 0 and 180) and a subject scanned once: one
-    change analysis, on the follow-up's grid, the same bytes when run again; a third session
-    (10, day 400) adds its own scan's chain and the one new pair (02 to 10), nothing else."""
+    """An MS subject scanned in sessions 01 and 02 (days 0 and 180) and an HC subject in
+    sessions 01 and 02 (no days): one change analysis each, on the follow-up's grid, the same
+    bytes when run again, and the statistics and figures of change by group. A third session
+    (10, day 400) adds its own scan's chain, the one new pair (02 to 10) and the cohort-level
+    change outputs, nothing else; a subject with one session adds nothing longitudinal; a
+    group edited in the sheet reruns the table of changes and its statistics, not a pair."""
     project = make_project(tmp_path)
     data = project / "data"
-    ms, hc = DEMO_SUBJECTS[0].subject_id, DEMO_SUBJECTS[8].subject_id
+    ms, hc, single = (DEMO_SUBJECTS[i].subject_id for i in (0, 8, 9))
     ms_files = demo_phantom(ms, 7, data / ms)
-    demo_phantom(hc, 7, data / hc)
+    hc_files = demo_phantom(hc, 7, data / hc)
+    demo_phantom(single, 7, data / single)
     centre = (nib.load(ms_files["flair"]).affine @ np.r_[np.array(nib.load(ms_files["flair"]).shape) / 2, 1])[:3]
     _moved_session(ms_files["flair"], _rigid(3.0, 2, (2.0, -3.0, 1.0), centre), data / "ms_02.nii.gz")
     _moved_session(ms_files["flair"], _rigid(-2.0, 2, (-1.5, 2.0, 0.0), centre), data / "ms_10.nii.gz")
+    _moved_session(hc_files["flair"], _rigid(2.0, 2, (1.0, 1.0, 0.0), centre), data / "hc_02.nii.gz")
     header = "subject_id\tsession\tflair\tgroup\tage\tsex\tdays\n"
     rows = [
         f"{ms}\t01\t../data/{ms}/flair.nii.gz\tMS\t40\tF\t0\n",
         f"{ms}\t02\t../data/ms_02.nii.gz\tMS\t40.5\tF\t180\n",
-        f"{hc}\t\t../data/{hc}/flair.nii.gz\tHC\t50\tM\t\n",
+        f"{hc}\t01\t../data/{hc}/flair.nii.gz\tHC\t50\tM\t\n",
+        f"{hc}\t02\t../data/hc_02.nii.gz\tHC\t51\tM\t\n",
     ]
     sheet = project / "config" / "subjects.tsv"
     sheet.write_text(header + "".join(rows))
     table = "results/longitudinal/longitudinal.tsv"
-    run_snakemake(project, "--cores", "2", table)
+    change_outputs = [
+        *(f"results/stats/{name}.tsv" for name in CHANGE_TABLES),
+        *(f"results/figures/{name}.{ext}" for name in CHANGE_FIGURES for ext in ("png", "pdf")),
+    ]
+    run_snakemake(project, "--cores", "2", table, *change_outputs)
 
     longitudinal = project / "results" / "longitudinal"
-    assert sorted(p.name for p in longitudinal.iterdir()) == sorted([ms, "longitudinal.parquet", "longitudinal.tsv"])
+    assert sorted(p.name for p in longitudinal.iterdir()) == sorted(
+        [ms, hc, "longitudinal.parquet", "longitudinal.tsv"]
+    )
     pair = longitudinal / ms / "01_to_02"
     assert sorted(p.name for p in pair.iterdir()) == ["change.json", "change_qc.png", "new_or_enlarging_lesions.nii.gz"]
     labels = nib.load(pair / "new_or_enlarging_lesions.nii.gz")
@@ -249,29 +264,59 @@ def test_consecutive_sessions_are_paired_through_the_workflow(tmp_path):
     # The same head moved and brightened: no lesion changed.
     assert change["counts"]["new_or_enlarging_lesions"] == 0 and change["counts"]["vanished_lesions"] == 0
     cohort = pd.read_csv(project / table, sep="\t", dtype={"baseline_session": str, "followup_session": str})
-    assert len(cohort) == 1 and cohort.loc[0, "status"] == "ok"
-    assert (cohort.loc[0, "baseline_session"], cohort.loc[0, "followup_session"]) == ("01", "02")
-    assert cohort.loc[0, "new_or_enlarging_lesions"] == 0 and cohort.loc[0, "interval_days"] == 180
+    assert list(cohort["subject_id"]) == sorted([ms, hc]) and (cohort["status"] == "ok").all()
+    ms_row = cohort.set_index("subject_id").loc[ms]
+    assert (ms_row["group"], ms_row["baseline_session"], ms_row["followup_session"]) == ("MS", "01", "02")
+    assert ms_row["new_or_enlarging_lesions"] == 0 and ms_row["interval_days"] == 180
+    assert cohort.set_index("subject_id").loc[hc, "group"] == "HC"
+    assert pd.isna(cohort.set_index("subject_id").loc[hc, "interval_days"])
+
+    # Change by group: one analysed pair per group, the MS pair timed (180 days), no activity.
+    summary = pd.read_csv(project / "results/stats/change_summary.tsv", sep="\t").set_index("group")
+    assert list(summary.index) == ["HC", "MS", "all"]
+    assert list(summary["n_analysed"]) == [1, 1, 2] and list(summary["n_active"]) == [0, 0, 0]
+    assert summary.loc["MS", "follow_up_years"] == pytest.approx(180 / 365.25)
+    assert summary.loc["MS", "rate_per_year"] == 0 and pd.isna(summary.loc["HC", "rate_per_year"])
+    tests = pd.read_csv(project / "results/stats/change_tests.tsv", sep="\t")
+    assert set(tests["contrast"]) == {"MS vs HC"} and set(tests["analysis"]) == {"change_rate", "change_rank"}
+    for name in CHANGE_FIGURES:
+        assert (project / f"results/figures/{name}.png").stat().st_size > 10_000
+        assert (project / f"results/figures/{name}.pdf").read_bytes().startswith(b"%PDF")
 
     first = {p.name: p.read_bytes() for p in pair.iterdir()}
     shutil.rmtree(pair)
     run_snakemake(project, "--cores", "2", *(f"results/longitudinal/{ms}/01_to_02/{name}" for name in first))
     assert {p.name: p.read_bytes() for p in pair.iterdir()} == first, "two runs differ"
 
-    sheet.write_text(header + "".join(rows) + f"{ms}\t10\t../data/ms_10.nii.gz\tMS\t41\tF\t400\n")
-    assert planned_jobs(project, "--cores", "1", table) == {
+    rows.append(f"{ms}\t10\t../data/ms_10.nii.gz\tMS\t41\tF\t400\n")
+    sheet.write_text(header + "".join(rows))
+    assert planned_jobs(project, "--cores", "1", table, *change_outputs) == {
         "preprocess": 1,
         "segment": 1,
         "longitudinal_change": 1,
         "longitudinal_table": 1,
+        "change_statistics": 1,
+        "change_figures": 1,
     }
-    run_snakemake(project, "--cores", "2", table)
+    run_snakemake(project, "--cores", "2", table, *change_outputs)
     cohort = pd.read_csv(project / table, sep="\t", dtype={"baseline_session": str, "followup_session": str})
-    assert list(zip(cohort["baseline_session"], cohort["followup_session"])) == [("01", "02"), ("02", "10")]
+    ms_pairs = cohort[cohort["subject_id"] == ms]
+    assert list(zip(ms_pairs["baseline_session"], ms_pairs["followup_session"])) == [("01", "02"), ("02", "10")]
     assert (pair / "change.json").read_bytes() == first["change.json"]
+    # A subject with one session: no change analysis, and nothing longitudinal reruns.
+    sheet.write_text(header + "".join(rows) + f"{single}\t\t../data/{single}/flair.nii.gz\tHC\t30\tF\t\n")
+    assert planned_jobs(project, "--cores", "1", table, *change_outputs) == {}
+    # A group edited in the sheet: the table of changes and its statistics, no pair.
+    sheet.write_text(header + "".join(rows).replace("\tHC\t", "\tMS\t"))
+    assert planned_jobs(project, "--cores", "1", table, *change_outputs) == {
+        "longitudinal_table": 1,
+        "change_statistics": 1,
+        "change_figures": 1,
+    }
+    sheet.write_text(header + "".join(rows))
     # A change-detection setting reruns the pairs and their table, no scan's work.
     change_config(project, {"longitudinal": {"intensity_change_sd": 3.0}})
-    assert planned_jobs(project, "--cores", "1", table) == {"longitudinal_change": 2, "longitudinal_table": 1}
+    assert planned_jobs(project, "--cores", "1", table) == {"longitudinal_change": 3, "longitudinal_table": 1}
 
 
 def _write_session(folder: Path, flair: np.ndarray, probability: np.ndarray, brain: np.ndarray) -> dict:
@@ -284,7 +329,10 @@ def _write_session(folder: Path, flair: np.ndarray, probability: np.ndarray, bra
     return files
 
 
-def test_the_change_job_flags_a_failed_registration_and_the_table_leaves_it_uncounted(tmp_path):
+def test_the_change_job_flags_a_failed_or_poor_registration_and_the_statistics_leave_it_uncounted(tmp_path):
+    """A pair registered to an empty mask (failed), a pair of unrelated images (poor: two
+    people's scans paired by mistake) and a crashed job reach the table flagged, without
+    counts, and the statistics of change count them as left out, not as pairs without change."""
     from msprofile.jobs.longitudinal import change_pair, longitudinal_table
 
     baseline, baseline_p, followup, followup_p, brain, _ = _phantom_pair()
@@ -292,9 +340,12 @@ def test_the_change_job_flags_a_failed_registration_and_the_table_leaves_it_unco
         "01": _write_session(tmp_path / "s01", baseline, baseline_p, brain),
         "02": _write_session(tmp_path / "s02", followup, followup_p, brain),
         "03": _write_session(tmp_path / "s03", followup, followup_p, np.zeros_like(brain)),
+        "04": _write_session(
+            tmp_path / "s04", np.random.default_rng(9).gamma(2.0, 50.0, brain.shape), followup_p, brain
+        ),
     }
     outputs = {}
-    for baseline_session, followup_session in (("01", "02"), ("02", "03")):
+    for baseline_session, followup_session in (("01", "02"), ("02", "03"), ("02", "04")):
         pair = tmp_path / "longitudinal" / "p1" / f"{baseline_session}_to_{followup_session}"
         outputs[followup_session] = change_pair(
             "p1",
@@ -321,13 +372,32 @@ def test_the_change_job_flags_a_failed_registration_and_the_table_leaves_it_unco
     crashed = tmp_path / "longitudinal" / "p2" / "a_to_b" / "change.json"
     crashed.parent.mkdir(parents=True)
     crashed.write_bytes(b"")  # the placeholder of a failed job (on_error: record)
-    paths = [tmp_path / "longitudinal" / "p1" / name / "change.json" for name in ("01_to_02", "02_to_03")] + [crashed]
-    table = longitudinal_table(paths, tmp_path / "l.parquet", tmp_path / "l.tsv")
-    assert list(table["status"]) == ["ok", "registration_failed", "failed"]
-    assert list(table["qc_flags"]) == ["", "registration_failed", "job_failed"]
+    poor = outputs["04"]
+    assert poor["status"] == "poor_registration" and poor["qc_flags"] == ["poor_registration"], poor["registration"]
+    assert poor["registration"]["correlation"] < ChangeSettings().poor_registration_correlation
+    assert poor["counts"] is not None  # kept in change.json for a look, never counted
+    names = ("01_to_02", "02_to_03", "02_to_04")
+    paths = [tmp_path / "longitudinal" / "p1" / name / "change.json" for name in names] + [crashed]
+    table = longitudinal_table(paths, ["MS", "MS", "MS", "HC"], tmp_path / "l.parquet", tmp_path / "l.tsv")
+    assert list(table["status"]) == ["ok", "registration_failed", "poor_registration", "failed"]
+    assert list(table["qc_flags"]) == ["", "registration_failed", "poor_registration", "job_failed"]
+    assert list(table["group"]) == ["MS", "MS", "MS", "HC"]
     assert table.loc[0, "new_lesions"] == 1 and table[["new_lesions", "vanished_volume_ml"]].iloc[1:].isna().all().all()
-    assert table.loc[2, "subject_id"] == "p2" and table.loc[0, "interval_days"] == 90.0
+    assert table.loc[3, "subject_id"] == "p2" and table.loc[0, "interval_days"] == 90.0
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "l.parquet"), table)
+    with pytest.raises(ValueError, match="4 pairs but 3 groups"):
+        longitudinal_table(paths, ["MS"] * 3, tmp_path / "l.parquet", tmp_path / "l.tsv")
+
+    summary = stats.change_summary(load_change_table(tmp_path / "l.parquet"), ["HC", "MS"]).set_index("group")
+    assert summary.loc["all", ["n_pairs", "n_registration_failed", "n_poor_registration", "n_job_failed"]].tolist() == [
+        4,
+        1,
+        1,
+        1,
+    ]
+    assert summary.loc["all", "n_analysed"] == 1 and summary.loc["MS", "total_new_or_enlarging"] == 2
+    assert summary.loc["HC", "n_analysed"] == 0 and pd.isna(summary.loc["HC", "active_share"])
+    assert summary.loc["MS", "rate_per_year"] == pytest.approx(2 * 365.25 / 90)
 
 
 # ---------------------------------------------------------------------------------------------

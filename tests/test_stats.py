@@ -743,3 +743,140 @@ def test_reference_table():
     kept, removed = stats.outliers(table)
     assert len(kept) + len(removed) == 1380 and (removed.n_flags >= 3).all()
     assert not set(kept.subject_id) & set(removed.subject_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Longitudinal change by group
+
+
+def _pair(subject, group, baseline, followup, status="ok", days=365.25, new=0, enlarging=0, volume_ml=0.1):
+    counted = status == "ok"
+    value = (lambda v: float(v)) if counted else (lambda v: math.nan)
+    return {
+        "subject_id": subject,
+        "group": group,
+        "baseline_session": baseline,
+        "followup_session": followup,
+        "status": status,
+        "interval_days": days,
+        "new_lesions": value(new),
+        "enlarging_lesions": value(enlarging),
+        "new_or_enlarging_lesions": value(new + enlarging),
+        "shrinking_lesions": value(0),
+        "vanished_lesions": value(0),
+        "new_volume_ml": value(volume_ml * new),
+        "enlarging_volume_ml": value(volume_ml * enlarging),
+    }
+
+
+def _change_table():
+    """RRMS: a (two pairs, 1 + 2 years, 3 and 0 lesions), b (1 year, none), c (poor
+    registration). PPMS: d (half a year, 1 lesion), e (no days, 4 lesions), f (failed job),
+    g (1 year, none), h (failed registration)."""
+    rows = [
+        _pair("a", "RRMS", "01", "02", new=2, enlarging=1),
+        _pair("a", "RRMS", "02", "03", days=730.5),
+        _pair("b", "RRMS", "01", "02"),
+        _pair("c", "RRMS", "01", "02", status="poor_registration", new=9),
+        _pair("d", "PPMS", "01", "02", days=182.625, new=1),
+        _pair("e", "PPMS", "01", "02", days=math.nan, new=4),
+        _pair("f", "PPMS", "1", "2", status="failed", days=math.nan),
+        _pair("g", "PPMS", "1", "2"),
+        _pair("h", "PPMS", "1", "2", status="registration_failed"),
+    ]
+    return stats.change_input(pd.DataFrame(rows))
+
+
+def test_change_summary_counts_exclusions_activity_and_rates():
+    summary = stats.change_summary(_change_table(), groups=("RRMS", "PPMS", "HC")).set_index("group")
+    assert list(summary.index) == ["RRMS", "PPMS", "all"]
+    rrms, ppms, pooled = summary.loc["RRMS"], summary.loc["PPMS"], summary.loc["all"]
+    assert (rrms["n_subjects"], rrms["n_pairs"], rrms["n_poor_registration"], rrms["n_analysed"]) == (3, 4, 1, 3)
+    assert (ppms["n_job_failed"], ppms["n_registration_failed"], ppms["n_analysed"]) == (1, 1, 3)
+    assert (pooled["n_pairs"], pooled["n_analysed"], pooled["n_active"]) == (9, 6, 3)
+    # The poor registration's 9 lesions are not counted.
+    assert rrms["total_new_or_enlarging"] == 3 and ppms["total_new_or_enlarging"] == 5
+    assert ppms["total_new_or_enlarging_volume_ml"] == pytest.approx(0.5)
+    assert rrms["active_share"] == pytest.approx(1 / 3)
+    # Wilson interval of 1/3 (Newcombe 1998, table I method 3 gives 0.0615 to 0.7923).
+    assert (rrms["active_ci_low"], rrms["active_ci_high"]) == pytest.approx((0.06149, 0.79234), abs=1e-4)
+    # Rates over timed pairs only: RRMS 3 lesions in 4 years; PPMS 1 in 1.5 (e has no days).
+    assert rrms["rate_per_year"] == pytest.approx(0.75) and rrms["follow_up_years"] == pytest.approx(4.0)
+    assert ppms["rate_per_year"] == pytest.approx(1 / 1.5) and ppms["n_analysed_with_interval"] == 2
+    assert pooled["rate_per_year"] == pytest.approx(4 / 5.5) and pooled["n_subjects_with_interval"] == 4
+    assert summary["n_pairs"].dtype == np.int64
+
+
+def test_change_descriptives_per_pair_and_per_subject():
+    desc = stats.change_descriptives(_change_table(), groups=("RRMS", "PPMS"))
+    desc = desc.set_index(["variable", "group"])
+    count = desc.loc[("new_or_enlarging_lesions", "PPMS")]
+    assert count["unit"] == "pair" and count["n"] == 3 and count["mean"] == pytest.approx(5 / 3)
+    assert count["median"] == 1 and count["max"] == 4 and count["sd"] == pytest.approx(np.std([1, 4, 0], ddof=1))
+    rate = desc.loc[("new_or_enlarging_per_year", "RRMS")]
+    # Subject a: 3 lesions over 3 years; b: 0 over 1.
+    assert rate["unit"] == "subject" and rate["n"] == 2 and rate["mean"] == pytest.approx(0.5)
+    assert desc.loc[("new_or_enlarging_per_year", "PPMS"), "n"] == 2  # e has no interval
+    assert desc.loc[("interval_years", "all"), "n"] == 5
+    assert desc.loc[("new_or_enlarging_volume_ml", "RRMS"), "max"] == pytest.approx(0.3)
+
+
+def test_change_rate_ratio_of_the_negative_binomial_model():
+    """With equal follow-up within each group the NB2 maximum-likelihood group rate is the
+    group's mean count per year, so the rate ratio is known exactly; overdispersed counts give
+    a positive dispersion; the rank test runs on the same subjects."""
+    control = [0, 0, 1, 0, 2, 7, 0, 1, 0, 5, 0, 0]
+    treated = [0, 3, 9, 0, 12, 1, 0, 6, 15, 2, 0, 4]
+    rows = [_pair(f"c{i:02d}", "placebo", "01", "02", days=365.25, new=n) for i, n in enumerate(control)]
+    rows += [_pair(f"t{i:02d}", "drug", "01", "02", days=730.5, new=n) for i, n in enumerate(treated)]
+    table = stats.change_input(pd.DataFrame(rows))
+    tests = stats.change_tests(table, groups=("placebo", "drug"))
+    nb = tests[tests["analysis"] == "change_rate"].iloc[0]
+    expected = (np.mean(treated) / 2.0) / np.mean(control)
+    assert nb["contrast"] == "drug vs placebo" and nb["effect_size_name"] == "rate_ratio"
+    assert nb["effect_size"] == pytest.approx(expected, rel=1e-4)
+    assert nb["ci_low"] < expected < nb["ci_high"] and (nb["n1"], nb["n2"]) == (12, 12)
+    assert nb["p_value"] == pytest.approx(2 * sps.norm.sf(abs(nb["statistic"])))
+    alpha = float(nb["note"].split("alpha = ")[1])
+    assert alpha > 0.5, nb["note"]  # the counts are overdispersed: a Poisson model would be too sure
+    rank = tests[tests["effect_size_name"] == "probability_of_superiority"].iloc[0]
+    rates = sps.mannwhitneyu(np.array(treated) / 2.0, control, alternative="two-sided")
+    assert rank["p_value"] == pytest.approx(rates.pvalue) and rank["statistic"] == pytest.approx(rates.statistic)
+    assert (tests["p_adjusted"] == tests["p_value"]).all()  # one contrast per analysis
+
+
+def test_change_tests_say_what_cannot_be_estimated_and_fall_back_without_days():
+    rows = [_pair(s, "MS", "01", "02", new=n) for s, n in (("m1", 2), ("m2", 0), ("m3", 1))]
+    rows += [_pair(s, "HC", "01", "02") for s in ("h1", "h2", "h3")]
+    tests = stats.change_tests(stats.change_input(pd.DataFrame(rows)), groups=("HC", "MS"))
+    nb = tests[tests["analysis"] == "change_rate"].iloc[0]
+    assert math.isnan(nb["effect_size"]) and "rate ratio is 0 or infinite" in nb["note"]
+    assert tests[tests["analysis"] == "change_rank"]["p_value"].notna().all()
+
+    untimed = [r | {"interval_days": math.nan} for r in rows]
+    tests = stats.change_tests(stats.change_input(pd.DataFrame(untimed)), groups=("HC", "MS"))
+    assert set(tests["variable"]) == {"new_or_enlarging_per_pair"}
+    assert "no interval known" in tests["note"].iloc[0] and "log(n_pairs)" in tests["test"].iloc[0]
+
+    one_group = stats.change_input(pd.DataFrame([r for r in rows if r["group"] == "MS"]))
+    assert stats.change_tests(one_group, groups=("HC", "MS")).empty
+    assert list(stats.change_tests(one_group).columns) == list(stats.CHANGE_TESTS_COLUMNS)
+
+
+def test_change_tests_with_three_groups_add_a_likelihood_ratio_test():
+    rng = np.random.default_rng(4)
+    rows = []
+    for group, mean in (("CIS", 0.5), ("RRMS", 2.0), ("SPMS", 1.0)):
+        rows += [_pair(f"{group}{i}", group, "01", "02", new=int(n)) for i, n in enumerate(rng.poisson(mean, 15))]
+    tests = stats.change_tests(stats.change_input(pd.DataFrame(rows)), groups=("CIS", "RRMS", "SPMS"))
+    rate = tests[tests["analysis"] == "change_rate"]
+    assert list(rate["contrast"]) == ["RRMS vs CIS", "SPMS vs CIS", "group (overall)"]
+    overall = rate.iloc[2]
+    assert overall["test"] == stats.NB_OVERALL_TEST and overall["statistic"] > 0 and 0 < overall["p_value"] < 1
+    family = rate["p_value"].to_numpy(float)
+    np.testing.assert_allclose(rate["p_adjusted"], stats.holm(family))
+
+
+def test_change_input_names_the_file_and_the_missing_columns():
+    with pytest.raises(ValueError, match=r"x.parquet: not a table of changes: missing columns \['group'"):
+        stats.change_input(pd.DataFrame([_pair("a", "MS", "01", "02")]).drop(columns="group"), source="x.parquet")

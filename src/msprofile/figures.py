@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 
 import matplotlib
 import matplotlib.lines
+import matplotlib.ticker
 import matplotlib.transforms
 import numpy as np
 import pandas as pd
@@ -75,6 +76,8 @@ FIGURE_SIZES = {  # inches (width, height)
     "burden_vs_age": (7.0, 4.6),
     "correlation_heatmaps": (7.5, 3.9),
     "outlier_overview": (7.0, 6.0),
+    "change_by_group": (7.0, 3.8),
+    "change_vs_interval": (7.0, 3.6),
 }
 
 GROUP_COLOURS = {"HC": "#009E73", "MS": "#D55E00"}
@@ -1005,6 +1008,194 @@ def outlier_overview(
             _empty_panel(ax, "no subject removed")
         ax.set_title(f"Removed subjects (n = {len(rows)}) and their flags")
         return _finish(fig, "outlier_overview", n_removed=len(rows), n_flagged=n_flagged)
+
+
+# ---------------------------------------------------------------------------------------------
+# 8, 9. Longitudinal change by group (only where the cohort has pairs of sessions)
+
+#: Okabe-Ito hues for groups other than HC and MS, in the order the groups are listed.
+OTHER_GROUP_COLOURS = ("#0072B2", "#E69F00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+
+
+def group_colours(levels) -> dict[str, str]:
+    """A colour per group: :data:`GROUP_COLOURS` for HC and MS, the others in turn."""
+    others = iter(OTHER_GROUP_COLOURS * (1 + len(levels) // len(OTHER_GROUP_COLOURS)))
+    return {g: GROUP_COLOURS[g] if g in GROUP_COLOURS else next(others) for g in levels}
+
+
+def _spread(values: np.ndarray, width: float = 0.32) -> np.ndarray:
+    """Horizontal offsets for a strip of points: points of equal value side by side, centred
+    (deterministic, unlike random jitter, so that reruns give the same bytes)."""
+    offsets = np.zeros(len(values))
+    for value in np.unique(values):
+        where = np.flatnonzero(values == value)
+        k = len(where)
+        step = min(0.08, 2 * width / max(k - 1, 1))
+        offsets[where] = (np.arange(k) - (k - 1) / 2) * step
+    return offsets
+
+
+def _exclusion_line(summary: pd.DataFrame) -> str:
+    pooled = summary.iloc[-1]
+    left_out = [
+        (int(pooled[column]), label)
+        for column, label in (
+            ("n_poor_registration", "poor registration"),
+            ("n_registration_failed", "failed registration"),
+            ("n_job_failed", "failed job"),
+        )
+    ]
+    if not any(n for n, _ in left_out):
+        return f"All {int(pooled['n_pairs'])} pairs analysed; none left out."
+    listed = ", ".join(f"{n} {label}" for n, label in left_out if n)
+    return f"{int(pooled['n_analysed'])} of {int(pooled['n_pairs'])} pairs analysed; left out: {listed}."
+
+
+def change_by_group(table: pd.DataFrame, *, groups=(), summary: pd.DataFrame | None = None) -> CohortFigure:
+    """New or enlarging lesions by group: per analysed pair (status ``ok``) its count, one point
+    per pair (equal values side by side) with the group's median and quartiles; and the share
+    of pairs with any new or enlarging lesion with its Wilson 95% interval and ``k / n``. The
+    footnote counts the pairs left out (poor or failed registration, failed job).
+    ``table``: :func:`msprofile.stats.change_input`.
+
+    Summary keys: ``n_pairs``, ``n_analysed``, ``n_left_out``, ``n_by_group`` ({group:
+    analysed pairs}), ``active`` ({group: pairs with activity})."""
+    with matplotlib.rc_context(STYLE):
+        summary = stats.change_summary(table, groups) if summary is None else summary
+        levels = stats.change_groups(table, groups)
+        colours = group_colours(levels)
+        analysed = table[table["analysed"]]
+        fig = Figure(figsize=FIGURE_SIZES["change_by_group"], dpi=FIGURE_DPI)
+        pooled = summary.iloc[-1]
+        top = _header(fig, f"New or enlarging lesions by group ({int(pooled['n_analysed'])} pairs of sessions)", None)
+        bottom = _footnote(
+            fig,
+            [
+                _exclusion_line(summary),
+                "Pairs of one subject counted separately; the between-group test (change_tests.tsv) "
+                "counts each subject once.",
+            ],
+        )
+        grid = _grid(fig, 1, 2, left=0.55, right=0.15, top=top + 0.25, bottom=bottom + 0.45, wgap=0.7)
+        ax = fig.add_subplot(grid[0, 0])
+        by_group = summary.set_index("group")
+        for x, group in enumerate(levels):
+            values = analysed.loc[analysed["group"] == group, stats.CHANGE_COUNT].to_numpy(float)
+            if len(values):
+                ax.scatter(x + _spread(values), values, s=9, color=colours[group], alpha=0.8, linewidths=0)
+                q25, median, q75 = np.percentile(values, [25, 50, 75])
+                ax.plot([x - 0.3, x + 0.3], [median, median], color=POOLED_COLOUR, linewidth=1.4)
+                ax.plot([x - 0.2, x + 0.2], [q25, q25], color=POOLED_COLOUR, linewidth=0.6)
+                ax.plot([x - 0.2, x + 0.2], [q75, q75], color=POOLED_COLOUR, linewidth=0.6)
+        ax.set_xticks(range(len(levels)), [f"{g}\n(n = {int(by_group.at[g, 'n_analysed'])})" for g in levels])
+        ax.set_xlim(-0.6, len(levels) - 0.4)
+        ax.set_ylim(bottom=-0.5)
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("New or enlarging lesions per pair")
+        ax.set_title("Count per pair (median and quartiles)")
+        _light_grid(ax)
+        ax = fig.add_subplot(grid[0, 1])
+        for x, group in enumerate(levels):
+            row = by_group.loc[group]
+            if row["n_analysed"]:
+                share = 100.0 * row["active_share"]
+                ax.bar(x, share, width=0.6, color=colours[group])
+                ax.errorbar(
+                    x,
+                    share,
+                    yerr=[[share - 100.0 * row["active_ci_low"]], [100.0 * row["active_ci_high"] - share]],
+                    color=POOLED_COLOUR,
+                    capsize=3,
+                    linewidth=0.8,
+                )
+                ax.text(x, 102, f"{int(row['n_active'])}/{int(row['n_analysed'])}", ha="center", va="bottom")
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set_xlim(-0.6, len(levels) - 0.4)
+        ax.set_ylim(0, 112)
+        ax.set_ylabel("Pairs with any new or enlarging lesion (%)")
+        ax.set_title("Share of pairs with activity (95% CI)")
+        _light_grid(ax)
+        return _finish(
+            fig,
+            "change_by_group",
+            n_pairs=int(pooled["n_pairs"]),
+            n_analysed=int(pooled["n_analysed"]),
+            n_left_out=int(pooled["n_pairs"] - pooled["n_analysed"]),
+            n_by_group={g: int(by_group.at[g, "n_analysed"]) for g in levels},
+            active={g: int(by_group.at[g, "n_active"]) for g in levels},
+        )
+
+
+def change_vs_interval(table: pd.DataFrame, *, groups=(), summary: pd.DataFrame | None = None) -> CohortFigure:
+    """Change against the interval between the sessions (years, from the sheet's ``days``):
+    per analysed pair its new and enlarging volume (mL) and its count, one colour per group.
+    Pairs without a known interval are not shown and counted in the footnote, with the pairs
+    left out (poor or failed registration, failed job).
+
+    Summary keys: ``n_shown``, ``n_without_interval``, ``n_left_out``."""
+    with matplotlib.rc_context(STYLE):
+        summary = stats.change_summary(table, groups) if summary is None else summary
+        levels = stats.change_groups(table, groups)
+        colours = group_colours(levels)
+        analysed = table[table["analysed"]]
+        timed = analysed[analysed[stats.INTERVAL_YEARS].notna()]
+        without = len(analysed) - len(timed)
+        fig = Figure(figsize=FIGURE_SIZES["change_vs_interval"], dpi=FIGURE_DPI)
+        handles = [
+            matplotlib.lines.Line2D([], [], marker="o", linestyle="", color=colours[g], label=g, markersize=4)
+            for g in levels
+        ]
+        top = _header(fig, "New and enlarging lesions against the interval between sessions", None, handles)
+        lines = [_exclusion_line(summary)]
+        if without:
+            lines.append(f"Not shown: {without} analysed pair(s) without a known interval (sheet column days).")
+        bottom = _footnote(fig, lines)
+        grid = _grid(fig, 1, 2, left=0.55, right=0.15, top=top + 0.25, bottom=bottom + 0.45, wgap=0.7)
+        for k, (variable, label) in enumerate(
+            (
+                (stats.CHANGE_VOLUME, "New and enlarging volume (mL)"),
+                (stats.CHANGE_COUNT, "New or enlarging lesions"),
+            )
+        ):
+            ax = fig.add_subplot(grid[0, k])
+            if timed.empty:
+                _empty_panel(ax, "no pair has a known interval\n(sheet column days)")
+            for group in levels:
+                in_group = timed[timed["group"] == group]
+                ax.scatter(
+                    in_group[stats.INTERVAL_YEARS],
+                    in_group[variable],
+                    s=10,
+                    color=colours[group],
+                    alpha=0.8,
+                    linewidths=0,
+                    clip_on=False,
+                )
+            if variable == stats.CHANGE_COUNT:
+                ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_xlabel("Interval between sessions (years)")
+            ax.set_ylabel(label)
+            ax.set_xlim(left=0)
+            ax.set_ylim(bottom=0)
+            ax.set_title(f"{label.split(' (')[0]} per pair (n = {len(timed)})")
+            _light_grid(ax, "both")
+        return _finish(
+            fig,
+            "change_vs_interval",
+            n_shown=len(timed),
+            n_without_interval=without,
+            n_left_out=int(summary.iloc[-1]["n_pairs"] - summary.iloc[-1]["n_analysed"]),
+        )
+
+
+def change_figures(table: pd.DataFrame, *, groups=()) -> dict[str, CohortFigure]:
+    """The figures of longitudinal change (:data:`msprofile.outputs.CHANGE_FIGURES`) of a table
+    of changes (:func:`msprofile.stats.change_input`), groups in the order of ``groups``."""
+    summary = stats.change_summary(table, groups)
+    return {
+        "change_by_group": change_by_group(table, groups=groups, summary=summary),
+        "change_vs_interval": change_vs_interval(table, groups=groups, summary=summary),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

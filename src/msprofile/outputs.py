@@ -33,3 +33,10 @@ def figure_names(remove_outliers: bool = False) -> tuple[str, ...]:
     """The figures the figures stage writes: all of :data:`FIGURE_NAMES`, without
     ``outlier_overview`` unless ``remove_outliers`` (without removal there is nothing to show)."""
     return tuple(n for n in FIGURE_NAMES if remove_outliers or n not in OUTLIER_ONLY)
+
+
+#: The statistics of longitudinal change by group (``<name>.tsv`` beside :data:`STATS_TABLES`),
+#: made only where the cohort has pairs of sessions.
+CHANGE_TABLES: tuple[str, ...] = ("change_summary", "change_descriptives", "change_tests")
+#: The figures of longitudinal change (``<name>.png`` and ``.pdf`` beside :data:`FIGURE_NAMES`).
+CHANGE_FIGURES: tuple[str, ...] = ("change_by_group", "change_vs_interval")

@@ -962,3 +962,355 @@ def _finish(frame: pd.DataFrame, columns, ints=()) -> pd.DataFrame:
         else:
             frame[column] = frame[column].astype("float64")
     return frame.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Longitudinal change by group (docs/method.md section 8)
+
+DAYS_PER_YEAR = 365.25
+CHANGE_COUNT = "new_or_enlarging_lesions"
+CHANGE_VOLUME = "new_or_enlarging_volume_ml"
+CHANGE_RATE = "new_or_enlarging_per_year"
+INTERVAL_YEARS = "interval_years"
+#: Columns :func:`change_input` needs: those of the workflow's ``longitudinal.parquet``.
+CHANGE_INPUT_COLUMNS = (
+    "subject_id",
+    "group",
+    "baseline_session",
+    "followup_session",
+    "status",
+    "interval_days",
+    "new_lesions",
+    "enlarging_lesions",
+    CHANGE_COUNT,
+    "shrinking_lesions",
+    "vanished_lesions",
+    "new_volume_ml",
+    "enlarging_volume_ml",
+)
+#: Statuses of ``longitudinal.parquet`` that keep a pair out of the statistics, and the
+#: column of :func:`change_summary` that counts each.
+CHANGE_EXCLUSIONS = {
+    "poor_registration": "n_poor_registration",
+    "registration_failed": "n_registration_failed",
+    "failed": "n_job_failed",
+}
+#: Per-pair variables of :func:`change_descriptives` (analysed pairs only).
+CHANGE_PAIR_VARIABLES = (
+    "new_lesions",
+    "enlarging_lesions",
+    CHANGE_COUNT,
+    "shrinking_lesions",
+    "vanished_lesions",
+    CHANGE_VOLUME,
+    INTERVAL_YEARS,
+)
+CHANGE_SUMMARY_COLUMNS = (
+    "group",
+    "n_subjects",
+    "n_pairs",
+    "n_poor_registration",
+    "n_registration_failed",
+    "n_job_failed",
+    "n_analysed",
+    "n_active",
+    "active_share",
+    "active_ci_low",
+    "active_ci_high",
+    "total_new_or_enlarging",
+    "total_new_or_enlarging_volume_ml",
+    "n_analysed_with_interval",
+    "n_subjects_with_interval",
+    "follow_up_years",
+    "rate_per_year",
+)
+CHANGE_DESCRIPTIVES_COLUMNS = ("variable", "unit", "group", "n", "mean", "sd", "median", "q25", "q75", "min", "max")
+CHANGE_TESTS_COLUMNS = (*TESTS_COLUMNS, "note")
+NB_TEST = "negative binomial (NB2) regression, offset log({exposure}), Wald"
+NB_OVERALL_TEST = "negative binomial (NB2) regression, likelihood-ratio test of group"
+
+
+def change_input(raw: pd.DataFrame, source: str = "longitudinal table") -> pd.DataFrame:
+    """The workflow's table of changes (``longitudinal.parquet``, one row per pair) with checked
+    types and derived columns: ``analysed`` (status ``ok``: the only pairs counted),
+    ``interval_years`` (``interval_days`` / 365.25; missing when unknown or not positive),
+    ``new_or_enlarging_volume_ml`` (new + enlarging volume). Raises ``ValueError`` naming
+    ``source`` and the missing columns."""
+    missing = [c for c in CHANGE_INPUT_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{source}: not a table of changes: missing columns {missing}")
+    out = raw.copy()
+    for column in ("subject_id", "group", "baseline_session", "followup_session", "status"):
+        out[column] = out[column].astype("string")
+    numeric = [c for c in CHANGE_INPUT_COLUMNS[5:] if c in out.columns]
+    out[numeric] = out[numeric].apply(pd.to_numeric, errors="raise").astype("float64")
+    out["analysed"] = (out["status"] == "ok").fillna(False).astype(bool)
+    days = out["interval_days"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        out[INTERVAL_YEARS] = np.where(days > 0, days / DAYS_PER_YEAR, np.nan)
+    out[CHANGE_VOLUME] = out["new_volume_ml"] + out["enlarging_volume_ml"]
+    return out.sort_values(["subject_id", "baseline_session"], kind="stable").reset_index(drop=True)
+
+
+def change_groups(table: pd.DataFrame, groups=()) -> list[str]:
+    """The groups of a table of changes in the order of ``groups`` (the config's), those not
+    listed there after them, sorted; the first is the reference of every contrast."""
+    present = set(table["group"].dropna().astype(str))
+    return [g for g in groups if g in present] + sorted(present - set(groups))
+
+
+def wilson_interval(k: int, n: int, level: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (Wilson 1927); missing for ``n = 0``."""
+    if n == 0:
+        return math.nan, math.nan
+    z = sps.norm.ppf(0.5 + level / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def change_by_subject(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per subject and group (the group of the pair's baseline scan) of the analysed
+    pairs: ``n_pairs``, ``new_or_enlarging_lesions`` (summed), ``n_pairs_with_interval`` and,
+    over those pairs only, ``count_with_interval``, ``follow_up_years`` and
+    ``new_or_enlarging_per_year`` (their count / their years; missing without such a pair)."""
+    d = table[table["analysed"]].copy()
+    timed = d[INTERVAL_YEARS].notna()
+    d["count_with_interval"] = d[CHANGE_COUNT].where(timed, 0.0)
+    d["timed"] = timed.astype(int)
+    grouped = d.groupby(["subject_id", "group"], sort=True, observed=True)
+    out = pd.DataFrame(
+        {
+            "n_pairs": grouped.size(),
+            CHANGE_COUNT: grouped[CHANGE_COUNT].sum(),
+            "n_pairs_with_interval": grouped["timed"].sum(),
+            "count_with_interval": grouped["count_with_interval"].sum(),
+            "follow_up_years": grouped[INTERVAL_YEARS].sum(min_count=1),
+        }
+    ).reset_index()
+    out[CHANGE_RATE] = out["count_with_interval"] / out["follow_up_years"]
+    return out
+
+
+def change_summary(table: pd.DataFrame, groups=()) -> pd.DataFrame:
+    """Per group (:func:`change_groups` order) and pooled (``all``), one row
+    (:data:`CHANGE_SUMMARY_COLUMNS`): subjects and pairs; the pairs left out of every count
+    (poor or failed registration, failed job; :data:`CHANGE_EXCLUSIONS`); the analysed pairs,
+    those with any new or enlarging lesion (``n_active``) and their share with its Wilson 95%
+    interval (pairs of one subject are counted as independent here); the total count and
+    volume (mL) of new and enlarging lesions; the analysed pairs with a known interval, their
+    subjects, their follow-up in years and the crude rate (their count / their years)."""
+    levels = change_groups(table, groups)
+    rows = []
+    for group in [*levels, POOLED] if levels else []:
+        d = table if group == POOLED else table[table["group"] == group]
+        analysed = d[d["analysed"]]
+        timed = analysed[analysed[INTERVAL_YEARS].notna()]
+        active = int((analysed[CHANGE_COUNT] > 0).sum())
+        low, high = wilson_interval(active, len(analysed))
+        years = float(timed[INTERVAL_YEARS].sum())
+        rows.append(
+            {
+                "group": group,
+                "n_subjects": d["subject_id"].nunique(),
+                "n_pairs": len(d),
+                **{column: int((d["status"] == status).sum()) for status, column in CHANGE_EXCLUSIONS.items()},
+                "n_analysed": len(analysed),
+                "n_active": active,
+                "active_share": active / len(analysed) if len(analysed) else math.nan,
+                "active_ci_low": low,
+                "active_ci_high": high,
+                "total_new_or_enlarging": float(analysed[CHANGE_COUNT].sum()),
+                "total_new_or_enlarging_volume_ml": float(analysed[CHANGE_VOLUME].sum()),
+                "n_analysed_with_interval": len(timed),
+                "n_subjects_with_interval": timed["subject_id"].nunique(),
+                "follow_up_years": years,
+                "rate_per_year": float(timed[CHANGE_COUNT].sum()) / years if years > 0 else math.nan,
+            }
+        )
+    ints = [c for c in CHANGE_SUMMARY_COLUMNS if c.startswith("n_")]
+    return _finish(pd.DataFrame(rows, columns=list(CHANGE_SUMMARY_COLUMNS)), CHANGE_SUMMARY_COLUMNS, ints=ints)
+
+
+def change_descriptives(table: pd.DataFrame, groups=()) -> pd.DataFrame:
+    """Long table (:data:`CHANGE_DESCRIPTIVES_COLUMNS`) per variable and group (and ``all``):
+    the per-pair variables (:data:`CHANGE_PAIR_VARIABLES`, ``unit`` ``pair``, analysed pairs)
+    and each subject's annualised rate ``new_or_enlarging_per_year`` (``unit`` ``subject``,
+    :func:`change_by_subject`). Statistics as :func:`descriptives` (SD ddof 1, linear
+    quartiles; ``n`` counts non-missing values)."""
+    levels = change_groups(table, groups)
+    analysed = table[table["analysed"]]
+    subjects = change_by_subject(table)
+    rows = []
+    for variable, unit, frame in [
+        *((v, "pair", analysed) for v in CHANGE_PAIR_VARIABLES),
+        (CHANGE_RATE, "subject", subjects),
+    ]:
+        for group in [*levels, POOLED] if levels else []:
+            values = frame[variable] if group == POOLED else frame.loc[frame["group"] == group, variable]
+            values = values.dropna().astype(float)
+            rows.append(
+                {
+                    "variable": variable,
+                    "unit": unit,
+                    "group": group,
+                    "n": len(values),
+                    "mean": values.mean(),
+                    "sd": values.std(ddof=1),
+                    "median": values.median(),
+                    "q25": values.quantile(0.25),
+                    "q75": values.quantile(0.75),
+                    "min": values.min(),
+                    "max": values.max(),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=list(CHANGE_DESCRIPTIVES_COLUMNS))
+    return _finish(frame, CHANGE_DESCRIPTIVES_COLUMNS, ints=("n",))
+
+
+def negative_binomial_rates(counts, exposure, group_codes, group_names) -> dict:
+    """Negative binomial (NB2) regression of ``counts`` on group (dummy coded; ``group_codes``
+    index ``group_names``, group 0 the reference) with offset log(``exposure``), by maximum likelihood (statsmodels
+    ``NegativeBinomial``, BFGS from the Poisson fit); variance mu + alpha mu^2.
+
+    Returns ``log_ratio``, ``se``, ``z``, ``p`` (arrays over groups 1..k-1 against group 0,
+    Wald), ``alpha``, ``lr``, ``lr_p`` (likelihood-ratio test of all group terms against the
+    intercept-only model, k - 1 df) and ``error`` (``None``, or why the model cannot be
+    estimated: a group without any event gives a rate ratio of 0 or infinity, no event at all
+    or no converged fit gives nothing)."""
+    from statsmodels.discrete.discrete_model import NegativeBinomial
+
+    counts = np.asarray(counts, float)
+    group_codes = np.asarray(group_codes, int)
+    n_groups = len(group_names)
+    totals = np.bincount(group_codes, weights=counts, minlength=n_groups)
+    nan = np.full(n_groups - 1, np.nan)
+    failed = {"log_ratio": nan, "se": nan, "z": nan, "p": nan, "alpha": math.nan, "lr": math.nan, "lr_p": math.nan}
+    if (totals == 0).any():
+        empty = ", ".join(str(group_names[i]) for i in range(n_groups) if totals[i] == 0)
+        return failed | {"error": f"no new or enlarging lesion in {empty}: the rate ratio is 0 or infinite"}
+    if len(counts) < n_groups + 2:
+        return failed | {"error": f"{len(counts)} subjects are too few for {n_groups} group rates and a dispersion"}
+    design = np.column_stack([np.ones(len(counts))] + [(group_codes == g).astype(float) for g in range(1, n_groups)])
+    offset = np.log(np.asarray(exposure, float))
+
+    def fit(exog):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return NegativeBinomial(counts, exog, offset=offset, loglike_method="nb2").fit(
+                method="bfgs", maxiter=1000, disp=0
+            )
+
+    try:
+        full, null = fit(design), fit(design[:, :1])
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        return failed | {"error": f"the model could not be fitted ({exc})"}
+    params, bse = np.asarray(full.params), np.asarray(full.bse)
+    if not full.mle_retvals.get("converged", False) or not np.isfinite(np.r_[params, bse]).all():
+        return failed | {"error": "the model did not converge"}
+    z = params[1:n_groups] / bse[1:n_groups]
+    lr = max(0.0, 2.0 * (float(full.llf) - float(null.llf)))
+    return {
+        "log_ratio": params[1:n_groups],
+        "se": bse[1:n_groups],
+        "z": z,
+        "p": 2 * sps.norm.sf(np.abs(z)),
+        "alpha": float(params[-1]),
+        "lr": lr,
+        "lr_p": float(sps.chi2.sf(lr, n_groups - 1)),
+        "error": None,
+    }
+
+
+def change_tests(table: pd.DataFrame, groups=()) -> pd.DataFrame:
+    """Between-group tests of new and enlarging lesions (:data:`CHANGE_TESTS_COLUMNS`), each
+    group against the first (:func:`change_groups`), on subjects (:func:`change_by_subject`):
+    a subject's pairs are not independent, so each subject counts once, with its summed count
+    over its summed follow-up.
+
+    * ``change_rate``: negative binomial regression of the count with log follow-up (years)
+      as offset (:func:`negative_binomial_rates`); effect size the rate ratio with its Wald 95%
+      interval; with three or more groups also a likelihood-ratio test of group. Subjects
+      whose analysed pairs have no known interval are left out (``note`` counts them). Where no
+      analysed pair has a known interval the offset is the number of pairs (a count per
+      interval between scans, which assumes comparable intervals; ``variable`` and ``note``
+      say so).
+    * ``change_rank``: Mann-Whitney U of the subjects' annualised rates (per pair without any
+      interval), with rank-biserial r and probability of superiority as :func:`tests`.
+
+    ``p_adjusted``: Holm within each analysis over its contrasts. Empty (the columns only) with
+    fewer than two groups with analysed pairs."""
+    subjects = change_by_subject(table)
+    levels = [g for g in change_groups(table, groups) if (subjects["group"] == g).any()]
+    if len(levels) < 2:
+        return _finish(pd.DataFrame(columns=list(CHANGE_TESTS_COLUMNS)), CHANGE_TESTS_COLUMNS, ints=("n1", "n2"))
+    timed = subjects[subjects["follow_up_years"] > 0]
+    if len(timed):
+        data, count, exposure = timed, "count_with_interval", "follow_up_years"
+        rate, variable = CHANGE_RATE, CHANGE_RATE
+        left_out = len(subjects) - len(timed)
+        note = (
+            f"{left_out} subject(s) without a known interval (sheet days) left out"
+            if left_out
+            else "every subject timed"
+        )
+    else:
+        data, count, exposure = subjects, CHANGE_COUNT, "n_pairs"
+        data = data.assign(per_pair=data[CHANGE_COUNT] / data["n_pairs"])
+        rate, variable = "per_pair", "new_or_enlarging_per_pair"
+        note = "no interval known (sheet days): count per interval between scans, assuming comparable intervals"
+    codes = data["group"].map({g: i for i, g in enumerate(levels)}).to_numpy(int)
+    n = np.bincount(codes, minlength=len(levels))
+    model = negative_binomial_rates(data[count], data[exposure], codes, levels)
+    model_note = f"{note}; " + (model["error"] or f"dispersion alpha = {model['alpha']:.3g}")
+    z = sps.norm.ppf(0.5 + CONFIDENCE / 2)
+    rows = []
+    reference = levels[0]
+    for i, group in enumerate(levels[1:]):
+        log_ratio, se = model["log_ratio"][i], model["se"][i]
+        rows.append(
+            {
+                "analysis": "change_rate",
+                "variable": variable,
+                "contrast": f"{group} vs {reference}",
+                "test": NB_TEST.format(exposure=exposure),
+                "statistic": model["z"][i],
+                "p_value": model["p"][i],
+                "effect_size": math.exp(log_ratio) if np.isfinite(log_ratio) else math.nan,
+                "effect_size_name": "rate_ratio",
+                "ci_low": math.exp(log_ratio - z * se) if np.isfinite(se) else math.nan,
+                "ci_high": math.exp(log_ratio + z * se) if np.isfinite(se) else math.nan,
+                "n1": int(n[i + 1]),
+                "n2": int(n[0]),
+                "note": model_note,
+            }
+        )
+    if len(levels) > 2:
+        rows.append(
+            {
+                "analysis": "change_rate",
+                "variable": variable,
+                "contrast": "group (overall)",
+                "test": NB_OVERALL_TEST,
+                "statistic": model["lr"],
+                "p_value": model["lr_p"],
+                "effect_size_name": "none",
+                "n1": int(n[1:].sum()),
+                "n2": int(n[0]),
+                "note": model_note,
+            }
+        )
+    values = data[rate].to_numpy(float)
+    for i, group in enumerate(levels[1:]):
+        for row in _mw_rows(
+            "change_rank", variable, f"{group} vs {reference}", values[codes == i + 1], values[codes == 0]
+        ):
+            rows.append(row | {"note": note})
+    result = pd.DataFrame(rows)
+    result["p_adjusted"] = math.nan
+    for _, family in result.groupby("analysis", sort=False):
+        distinct = family.drop_duplicates(["contrast", "test"])
+        adjusted = dict(zip(distinct["contrast"] + distinct["test"], holm(distinct["p_value"].to_numpy(float))))
+        result.loc[family.index, "p_adjusted"] = (family["contrast"] + family["test"]).map(adjusted).to_numpy(float)
+    return _finish(result, CHANGE_TESTS_COLUMNS, ints=("n1", "n2"))

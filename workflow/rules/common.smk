@@ -13,7 +13,12 @@ from snakemake.utils import validate
 from msprofile import __version__ as msprofile_version
 from msprofile.bids_input import BidsInputError, load_bids_scans
 from msprofile.derivatives import DERIVATIVES, DerivativesError, bids_scans
-from msprofile.outputs import figure_names, stats_tables
+from msprofile.outputs import (
+    CHANGE_FIGURES,
+    CHANGE_TABLES,
+    figure_names,
+    stats_tables,
+)
 from msprofile.scheduling import coalesce_scheduler_wakeups
 from msprofile.scans import (
     SCAN_ID_PATTERN,
@@ -152,6 +157,11 @@ STATS_VARIANTS = {"": False} | (
 )
 
 
+def report_category(kind, remove_outliers):
+    """The report category of a statistics table or figure, and of its outlier-removed variant."""
+    return kind + (" (outliers removed)" if remove_outliers else "")
+
+
 def _gpu_present():
     """A GPU on this machine, as the NVIDIA driver's nvidia-smi tells."""
     return shutil.which("nvidia-smi") is not None
@@ -285,6 +295,23 @@ def pair_inputs(wildcards):
     return files
 
 
+def pair_groups():
+    """Params of longitudinal_table: each pair's group (that of its baseline scan), in the
+    order of SESSION_PAIRS; only the pairs' subjects, so that adding a subject without
+    sessions does not rerun the table."""
+    return [
+        SUBJECTS.at[pair["baseline_scan"], "group"] for pair in SESSION_PAIRS.values()
+    ]
+
+
+def change_statistics_outputs():
+    """The statistics and figures of change by group, where the cohort has pairs (none for a
+    cross-sectional cohort, and none from an existing cohort table)."""
+    if not SESSION_PAIRS or COHORT_TABLE:
+        return []
+    return [*rules.change_statistics.output, *rules.change_figures.output]
+
+
 def longitudinal_outputs():
     """Every pair's change files and the cohort's table of changes (none without pairs)."""
     if not SESSION_PAIRS:
@@ -415,6 +442,7 @@ def final_outputs():
         *lesion_outputs(),
         *evaluation_outputs(),
         *longitudinal_outputs(),
+        *change_statistics_outputs(),
         *rules.cohort_table.output,
         *(rules.bids_derivatives.output if BIDS_DERIVATIVES else []),
         *statistics,
@@ -436,6 +464,8 @@ def report_summary():
         "n_scans": len(SUBJECTS),
         "n_subjects": len(subjects),
         "n_by_group": subjects["group"].value_counts().sort_index().to_dict(),
+        "n_pairs": 0 if COHORT_TABLE else len(SESSION_PAIRS),
+        "n_pair_subjects": len({subject_id for subject_id, _, _ in SESSION_PAIRS}),
         "model": MODEL_DIR,
         "model_name": "",
         "model_sha256": "",

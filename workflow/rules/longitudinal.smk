@@ -52,5 +52,7 @@ rule longitudinal_table:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        groups=pair_groups(),
     script:
         "../scripts/longitudinal_table.py"

@@ -1,7 +1,3 @@
-def report_category(kind, remove_outliers):
-    return kind + (" (outliers removed)" if remove_outliers else "")
-
-
 for variant, remove_outliers in STATS_VARIANTS.items():
 
     rule:
@@ -63,3 +59,58 @@ for variant, remove_outliers in STATS_VARIANTS.items():
             remove_outliers=remove_outliers,
         script:
             "../scripts/figures.py"
+
+
+# Change by group: from the table of longitudinal changes only (a subject without sessions, or
+# a cross-sectional measure, reruns nothing here); made only where there are pairs.
+rule change_statistics:
+    input:
+        table=f"{RESULTS}/longitudinal/longitudinal.parquet",
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/stats/{name}.tsv",
+                category="Longitudinal change",
+                caption=f"../report/stats_{name}.rst",
+            )
+            for name in CHANGE_TABLES
+        },
+    log:
+        f"{LOG_DIR}/change_statistics.log",
+    conda:
+        "../envs/statistics.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=config["groups"],
+    script:
+        "../scripts/change_statistics.py"
+
+
+rule change_figures:
+    input:
+        table=f"{RESULTS}/longitudinal/longitudinal.parquet",
+    output:
+        **{
+            f"{name}_png": report(
+                f"{RESULTS}/figures/{name}.png",
+                category="Longitudinal change",
+                caption=f"../report/figure_{name}.rst",
+            )
+            for name in CHANGE_FIGURES
+        },
+        **{f"{name}_pdf": f"{RESULTS}/figures/{name}.pdf" for name in CHANGE_FIGURES},
+    log:
+        f"{LOG_DIR}/change_figures.log",
+    conda:
+        "../envs/statistics.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        groups=config["groups"],
+    script:
+        "../scripts/change_figures.py"

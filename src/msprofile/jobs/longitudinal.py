@@ -33,6 +33,7 @@ SESSION_FILES = ("flair", "brain_mask", "segmentation", "probabilities")
 #: Columns of ``longitudinal.parquet`` / ``.tsv`` (one row per pair of consecutive sessions).
 TABLE_COLUMNS = (
     "subject_id",
+    "group",
     "baseline_session",
     "followup_session",
     "baseline_scan",
@@ -175,22 +176,31 @@ def _picture(baseline: Session, followup: Session, result: ChangeResult | None, 
     return change_montage(*canonical, title=title)
 
 
-def longitudinal_table(change_json_paths, parquet_path, tsv_path) -> pd.DataFrame:
-    """One row per pair (:data:`TABLE_COLUMNS`) from the pairs' ``change.json``; a pair whose job
-    failed (an empty placeholder under ``on_error: record``) has status ``failed`` and no
-    counts, and so has a pair whose registration failed or was poor (its counts stay in its
-    change.json). Written as Parquet and TSV, sorted by subject and pair; returns the table."""
+def longitudinal_table(change_json_paths, groups, parquet_path, tsv_path) -> pd.DataFrame:
+    """One row per pair (:data:`TABLE_COLUMNS`) from the pairs' ``change.json``, with ``groups``
+    (one per path: the group of the pair's baseline scan, from the sheet, so that editing a
+    group reruns this table and not the pair); a pair whose job failed (an empty placeholder
+    under ``on_error: record``) has status ``failed`` and no counts, and so has a pair whose
+    registration failed or was poor (its counts stay in its change.json). Written as Parquet
+    and TSV, sorted by subject and pair; returns the table."""
+    if len(groups) != len(change_json_paths):
+        raise ValueError(f"{len(change_json_paths)} pairs but {len(groups)} groups")
     rows = []
-    for path in change_json_paths:
+    for path, group in zip(change_json_paths, groups):
         if is_placeholder(path):
             pair = Path(path).parent
             baseline, _, followup = pair.name.partition("_to_")
-            row = {"subject_id": pair.parent.name, "baseline_session": baseline, "followup_session": followup}
+            row = {
+                "subject_id": pair.parent.name,
+                "group": group,
+                "baseline_session": baseline,
+                "followup_session": followup,
+            }
             rows.append(row | {"status": "failed", "qc_flags": "job_failed"})
             continue
         record = load_json(path)
         registration = record.get("registration", {})
-        row = {key: record.get(key) for key in TABLE_COLUMNS[:6]}
+        row = {key: record.get(key) for key in TABLE_COLUMNS[:7]} | {"group": group}
         row |= {"status": record["status"], "qc_flags": ";".join(record["qc_flags"])}
         row |= {
             "registration_correlation": registration.get("correlation"),

@@ -1,4 +1,5 @@
-"""Jobs of ``statistics.smk``: the cohort table in, the statistics tables and figures out."""
+"""Jobs of ``statistics.smk``: the cohort table in, the statistics tables and figures out; the
+table of longitudinal changes in, the statistics and figures of change by group out."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from .. import stats
 from ..io import read_table, save_figure, write_tsv
-from ..outputs import stats_tables
+from ..outputs import CHANGE_FIGURES, CHANGE_TABLES, stats_tables
 
 if TYPE_CHECKING:
     from ..figures import CohortFigure
@@ -101,4 +102,49 @@ def write_figure(figure: CohortFigure, png_path, pdf_path) -> dict:
         "size_px": size_px,
         "texts": figure.texts,
         **figure.summary,
+    }
+
+
+def load_change_table(path) -> pd.DataFrame:
+    """``longitudinal.parquet`` (or its TSV) as :func:`msprofile.stats.change_input` gives it.
+    Raises ``FileNotFoundError`` without the file and ``ValueError`` naming it when the table
+    does not fit."""
+    raw = read_table(path, string_columns=("subject_id", "group", "baseline_session", "followup_session"))
+    return stats.change_input(raw, source=str(path))
+
+
+def write_change_statistics(table: pd.DataFrame, out_dir, *, groups=()) -> dict[str, pd.DataFrame]:
+    """The statistics of change by group (:data:`msprofile.outputs.CHANGE_TABLES`:
+    :func:`msprofile.stats.change_summary`, ``change_descriptives``, ``change_tests``; groups
+    in the order of ``groups``, the first present the reference) written as ``out_dir/<name>.tsv``
+    (``%.12g``, ``NA``). Returns the tables by name."""
+    results = {
+        "change_summary": stats.change_summary(table, groups),
+        "change_descriptives": stats.change_descriptives(table, groups),
+        "change_tests": stats.change_tests(table, groups),
+    }
+    excluded = results["change_summary"].iloc[-1]
+    log.info(
+        "%d of %d pairs analysed; left out: %d poor registration, %d failed registration, %d failed jobs",
+        excluded["n_analysed"],
+        excluded["n_pairs"],
+        excluded["n_poor_registration"],
+        excluded["n_registration_failed"],
+        excluded["n_job_failed"],
+    )
+    for name in CHANGE_TABLES:
+        write_tsv(results[name], Path(out_dir) / f"{name}.tsv", float_format=stats.FLOAT_FORMAT, na_rep=stats.NA_REP)
+    return results
+
+
+def write_change_figures(table: pd.DataFrame, out_dir, *, groups=()) -> dict[str, dict]:
+    """The figures of change by group (:data:`msprofile.outputs.CHANGE_FIGURES`,
+    :func:`msprofile.figures.change_figures`) as ``out_dir/<name>.png`` and ``.pdf``; returns
+    what :func:`msprofile.jobs.statistics.write_figure` returns, by name."""
+    from .. import figures
+
+    drawn = figures.change_figures(table, groups=groups)
+    return {
+        name: write_figure(drawn[name], Path(out_dir) / f"{name}.png", Path(out_dir) / f"{name}.pdf")
+        for name in CHANGE_FIGURES
     }
