@@ -1,13 +1,13 @@
-"""Brain extraction on another site's skull-on FLAIRs (../shared/data/lesjak_longitudinal).
+"""Brain extraction on other sites' skull-on FLAIRs (../shared/data/lesjak_longitudinal, isbi_sample).
 
 The database's brain masks lie on a common space per patient; conftest maps them onto each raw
 FLAIR through the database's ITK transforms. The floors are today's measured figures less a
-small margin (docs/method.md, brain extraction). The target of issue 12 (mean >= 0.95, none below
-0.93) is not reached, and patient03 cannot reach it honestly: its database mask leaves out the
-frontal pole (about 1 cm of cortex at the midline) and is cut flat one slice below the vertex and
-through the cerebellum, so about 85 mL of what the workflow's mask adds beyond it, on each study,
-is tissue of brain intensity more than 3 mm outside it. ``test_patient03_difference_is_brain``
-keeps that finding checked.
+small margin (docs/method.md, brain extraction). Patient01 meets the target of issue 12 (>= 0.95);
+patient03 cannot reach it honestly: its database mask leaves out the frontal pole (about 1 cm of
+cortex at the midline) and is cut flat one slice below the vertex and through the cerebellum, so
+about 100 mL of what the workflow's mask adds beyond it, on each study, is tissue of brain
+intensity more than 3 mm outside it. ``test_patient03_difference_is_brain`` keeps that finding
+checked.
 """
 
 from __future__ import annotations
@@ -23,15 +23,18 @@ from msprofile.geometry import Grid, to_canonical
 from msprofile.preprocess import PreprocessSettings, preprocess
 from msprofile.qc import qc_flags
 
-from conftest import dice, lesjak_reference_brain_mask, require_lesjak
+from conftest import dice, lesjak_reference_brain_mask, require_isbi_sample, require_lesjak
 
 # (patient, study): (Dice floor, floor of the share of the reference mask inside ours).
-# Measured: Dice 0.946, 0.939, 0.908, 0.902; reference inside ours 0.924, 0.907, 0.976, 0.980.
+# Measured: Dice 0.955, 0.951, 0.893, 0.886; reference inside ours 0.953, 0.943, 0.994, 0.994
+# (before the head's outline was closed over gaps in a thin scalp: 0.946, 0.939, 0.908, 0.902 and
+# 0.924, 0.907, 0.976, 0.980; patient03 fell as the mask took in more of the brain its database
+# mask leaves out).
 FLOORS = {
-    ("patient01", 1): (0.94, 0.91),
-    ("patient01", 2): (0.93, 0.89),
-    ("patient03", 1): (0.90, 0.96),
-    ("patient03", 2): (0.895, 0.96),
+    ("patient01", 1): (0.95, 0.945),
+    ("patient01", 2): (0.945, 0.935),
+    ("patient03", 1): (0.885, 0.985),
+    ("patient03", 2): (0.88, 0.985),
 }
 
 
@@ -67,8 +70,9 @@ def test_patient03_difference_is_brain(study):
     beyond = ndimage.distance_transform_edt(~reference, sampling=image.header.get_zooms()[:3]) > 3.0
     extra = (result.brain_mask > 0) & beyond & covered
     bright = extra & (flair > 0.7 * np.median(flair[reference]))
-    assert extra.sum() * voxel_ml >= 70
-    assert bright.sum() >= 0.8 * extra.sum()
+    # Measured: 133 mL beyond, 100 mL of it bright (study 1); the rest is the partial-volume rim.
+    assert bright.sum() * voxel_ml >= 80
+    assert bright.sum() >= 0.7 * extra.sum()
 
 
 def test_patient04_brain_mask_is_plausible():
@@ -88,3 +92,23 @@ def test_patient04_brain_mask_is_plausible():
         depth_mm = ndimage.distance_transform_edt(filled) * canonical.voxel_size_mm[0]
         band = filled & (depth_mm < 4.0)
         assert (canonical_mask[:, :, k] & band).sum() <= 0.01 * band.sum()
+
+
+@pytest.mark.parametrize("subject", ["isbi03", "isbi04", "isbi05"])
+def test_isbi_lowest_slices_hold_no_jaw_or_neck_muscle(subject):
+    """On the brain's lowest two slices of these 3 T scans only the cerebellum and the medulla are
+    brain, and both lie behind the head's centre; the jaw and neck muscles in front of it are of
+    brain intensity and wide, and the regrowth used to take an octagon of them (up to 1,900 voxels
+    a slice on all three)."""
+    image = nib.load(require_isbi_sample() / subject / "flair.nii.gz")
+    flair = np.asarray(image.dataobj, dtype=np.float32)
+    result = preprocess(flair, image.affine, settings=PreprocessSettings())
+    grid = Grid(image.shape, image.affine)
+    mask = to_canonical(result.brain_mask > 0, grid)[0]
+    canonical_image = result.canonical_image
+    slices = np.flatnonzero(mask.any(axis=(0, 1)))
+    assert len(slices) >= 25
+    for k in slices[:2]:
+        head = canonical_image[:, :, k] > 0.3 * np.percentile(canonical_image, 90)
+        anterior = np.arange(mask.shape[1])[None, :] > np.nonzero(head)[1].mean()
+        assert (mask[:, :, k] & anterior).sum() <= 0.02 * mask[:, :, k].sum()

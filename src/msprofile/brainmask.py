@@ -53,7 +53,9 @@ class BrainMaskSettings:
     erode_mm: float = 4.0
     fat_fraction: float = 1.6
     regrow_mm: float = 16.0
+    open_outline_fraction: float = 0.5
     close_mm: float = 5.0
+    head_close_mm: float = 4.0
     skin_mm: float = 2.0
     scalp_guard_fraction: float = 0.6
 
@@ -90,7 +92,7 @@ def brain_mask(
     """
     image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
     otsu = _otsu(image)
-    full_head = head_mask(image, otsu)
+    full_head = head_mask(image, pixel_size_mm, otsu, settings.head_close_mm)
     if not full_head.any():
         empty = np.zeros(image.shape, dtype=bool)
         return BrainMask(empty, full_head, float("nan"), float("nan"))
@@ -124,7 +126,9 @@ def _brain_mask_in_head(
     core = _largest_component(
         _disk_morphology(ndimage.binary_erosion, tissue & deep & not_fat, settings.erode_mm / pixel_size_mm)
     )
-    mask = _envelope(_regrow(core, tissue, settings.regrow_mm, pixel_size_mm), settings.close_mm, pixel_size_mm)
+    regrown = _regrow(core, tissue, settings.regrow_mm, pixel_size_mm)
+    regrown = _drop_open_pieces(regrown, tissue, settings.open_outline_fraction)
+    mask = _envelope(regrown, settings.close_mm, pixel_size_mm)
 
     scalp_thickness_mm = _scalp_thickness_mm(mask, head, depth_mm)
     mask &= depth_mm > max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
@@ -142,21 +146,31 @@ def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
     return bounds[0], bounds[1]
 
 
-def head_mask(image: np.ndarray, otsu: float | None = None) -> np.ndarray:
-    """The head: foreground above half the Otsu threshold (``otsu``, computed when None), opened
-    and with holes filled per slice. ``image``: canonical float array (X, Y, Z), clipped at 0.
-    Returns bool of its shape."""
+def head_mask(
+    image: np.ndarray,
+    pixel_size_mm: float,
+    otsu: float | None = None,
+    close_mm: float = BrainMaskSettings.head_close_mm,
+) -> np.ndarray:
+    """The head: foreground above half the Otsu threshold (``otsu``, computed when None), opened,
+    then per slice closed by a disk of ``close_mm`` with holes filled (:func:`_envelope`).
+
+    The closing bridges gaps in a thin scalp's outline (one site's 0.6-mm scans show a scalp
+    below that threshold over several cm): unfilled, the skull ring would count as background
+    and the brain's surface as the head's, so the brain would lose its outer ``skin_mm``.
+    ``image``: canonical float array (X, Y, Z), clipped at 0; ``pixel_size_mm``: in-plane pixel
+    size. Returns bool of its shape."""
     otsu = _otsu(image) if otsu is None else otsu
-    return _fill_holes(ndimage.binary_opening(image > 0.5 * otsu, _disk(1.0)[:, :, None]))
+    return _envelope(ndimage.binary_opening(image > 0.5 * otsu, _disk(1.0)[:, :, None]), close_mm, pixel_size_mm)
 
 
-def given_brain_mask(image: np.ndarray, mask: np.ndarray) -> BrainMask:
+def given_brain_mask(image: np.ndarray, mask: np.ndarray, pixel_size_mm: float) -> BrainMask:
     """A brain mask made by another tool (``mask``, bool, canonical grid of ``image``) as a
     :class:`BrainMask`, with the head of ``image`` (:func:`head_mask`, widened to hold the mask)
     for the QC measures; scalp thickness and tissue intensity are not measured (NaN)."""
     image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
     mask = np.asarray(mask, dtype=bool)
-    return BrainMask(mask, head_mask(image) | mask, float("nan"), float("nan"))
+    return BrainMask(mask, head_mask(image, pixel_size_mm) | mask, float("nan"), float("nan"))
 
 
 def _edge(mask: np.ndarray) -> np.ndarray:
@@ -178,6 +192,24 @@ def _regrow(core: np.ndarray, tissue: np.ndarray, radius_mm: float, pixel_size_m
     return ndimage.binary_dilation(
         core, _FLAT_CROSS, iterations=max(1, int(round(radius_mm / pixel_size_mm))), mask=tissue
     )
+
+
+def _drop_open_pieces(regrown: np.ndarray, tissue: np.ndarray, open_outline_fraction: float) -> np.ndarray:
+    """Remove each in-plane piece of ``regrown`` whose outline touches tissue it did not reach
+    along more than ``open_outline_fraction`` of its length.
+
+    The brain is bounded by the dark ring of CSF and skull, so its regrowth stops there; a piece
+    that the regrowth's path length stopped instead, in the middle of tissue, lies in tissue
+    wider than the regrowth: neck muscle below the cerebellum, reached through a thick slice.
+    """
+    outline = regrown & ~ndimage.binary_erosion(regrown, _FLAT_CROSS)
+    open_outline = outline & ndimage.binary_dilation(tissue & ~regrown, _FLAT_CROSS)
+    labels, n = ndimage.label(regrown, structure=_INPLANE_4)
+    outline_px = np.bincount(labels[outline], minlength=n + 1)
+    open_px = np.bincount(labels[open_outline], minlength=n + 1)
+    is_open = open_px > open_outline_fraction * np.maximum(outline_px, 1)
+    is_open[0] = False
+    return regrown & ~is_open[labels]
 
 
 def _envelope(mask: np.ndarray, close_mm: float, pixel_size_mm: float) -> np.ndarray:

@@ -166,7 +166,7 @@ def preprocess(
     if given_mask is None:
         extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
     else:
-        extraction = given_brain_mask(denoised, to_canonical(np.asarray(given_mask) > 0, native)[0])
+        extraction = given_brain_mask(denoised, to_canonical(np.asarray(given_mask) > 0, native)[0], pixel_size_mm)
     mask = extraction.mask
     if nonfinite.any():
         _check_nonfinite(to_canonical(nonfinite, native)[0], extraction.head, mask)
