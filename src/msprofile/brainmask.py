@@ -23,7 +23,9 @@ for connectivity:
 6. *Scalp guard*: the distance between the brain edge and the head surface is measured on
    the widest slices (where the skull is clearly seen); voxels shallower than
    ``scalp_guard_fraction`` of its 10th percentile are removed. Near the vertex, thick slices
-   cut the skull obliquely and blur the dark ring; this guard keeps the scalp out there.
+   cut the skull obliquely and blur the dark ring; this guard keeps the scalp out there, with
+   the depth measured in 3-D on the slices above the head's widest one (there the head's
+   surface turns towards the axial plane, and the in-plane depth overstates the true one).
 
 Skull-stripped inputs skip steps 2-4 and 6: the mask is the filled foreground.
 All lengths are in mm and converted with the grid's in-plane pixel size.
