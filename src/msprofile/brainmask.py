@@ -24,7 +24,7 @@ for connectivity:
    the widest slices (where the skull is clearly seen); voxels shallower than
    ``scalp_guard_fraction`` of its 10th percentile are removed. Near the vertex, thick slices
    cut the skull obliquely and blur the dark ring; this guard keeps the scalp out there, with
-   the depth measured in 3-D on the slices above the head's widest one (there the head's
+   the depth measured in 3-D on the slices above the brain's widest one (there the head's
    surface turns towards the axial plane, and the in-plane depth overstates the true one).
 
 Skull-stripped inputs skip steps 2-4 and 6: the mask is the filled foreground.
@@ -138,7 +138,7 @@ def _brain_mask_in_head(
 
     scalp_thickness_mm = _scalp_thickness_mm(mask, head, depth_mm)
     guard_mm = max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
-    mask &= _depth_below_crown_mm(depth_mm, head, slice_mm, guard_mm) > guard_mm
+    mask &= _depth_below_crown_mm(depth_mm, mask, slice_mm, guard_mm) > guard_mm
     mask = _largest_component(ndimage.binary_opening(mask, _disk(1.0)[:, :, None]))
     return BrainMask(mask, head, scalp_thickness_mm, tissue_intensity)
 
@@ -190,22 +190,23 @@ def _scalp_thickness_mm(mask: np.ndarray, head: np.ndarray, depth_mm: np.ndarray
     return float(np.percentile(edge_depth_mm, 10)) if edge_depth_mm.size else 0.0
 
 
-def _depth_below_crown_mm(depth_mm: np.ndarray, head: np.ndarray, slice_mm: float, reach_mm: float) -> np.ndarray:
-    """Depth (mm) below the head surface in 3-D on the slices above the head's widest one, in-plane
-    ``depth_mm`` on the others; exact up to ``reach_mm`` (deeper voxels keep a value above it).
+def _depth_below_crown_mm(depth_mm: np.ndarray, brain: np.ndarray, slice_mm: float, reach_mm: float) -> np.ndarray:
+    """Depth (mm) below the head surface in 3-D on the slices above the widest section of ``brain``,
+    in-plane ``depth_mm`` on the others; exact up to ``reach_mm`` (deeper voxels keep a larger value).
 
-    Above the widest section the head's surface turns towards the axial plane, so a thick slice
-    cuts scalp and skull obliquely and a voxel just below the crown can lie far from the head's
-    outline in its own slice. The distance to the background of slice ``k + s`` is the in-plane
-    distance there combined with ``(s - 0.5) x slice_mm`` through-plane (the surface is taken at the
-    face between a head voxel and the background voxel above it). Only slices above count: below
-    the widest section, ear canals and the nasal cavity open the head's outline next to the brain,
-    and the neck carries on past the volume's bottom. The volume's top is not a surface: the
-    head may carry on above it.
+    Above the brain's widest section the head's surface turns towards the axial plane, so a thick
+    slice cuts scalp and skull obliquely and a voxel just below the crown can lie far from the
+    head's outline in its own slice. The distance to the background of slice ``k + s`` is the
+    in-plane distance there combined with ``(s - 0.5) x slice_mm`` through-plane (the surface is
+    taken at the face between a head voxel and the background voxel above it). Only slices above
+    count: below the widest section, ear canals and the nasal cavity open the head's outline next
+    to the brain, and the neck carries on past the volume's bottom. The volume's top is not a
+    surface: the head may carry on above it. The brain's widest section, not the head's, sets
+    the level: a scan that covers the neck or shoulders can have its widest head section there.
     """
     depth_3d_mm = depth_mm.copy()
     n_slices = depth_mm.shape[2]
-    widest = int(np.argmax(head.sum(axis=(0, 1))))
+    widest = int(np.argmax(brain.sum(axis=(0, 1))))
     for step in range(1, int(np.ceil(reach_mm / slice_mm + 0.5)) + 1):
         if widest + step >= n_slices:
             break
