@@ -23,7 +23,9 @@ for connectivity:
 6. *Scalp guard*: the distance between the brain edge and the head surface is measured on
    the widest slices (where the skull is clearly seen); voxels shallower than
    ``scalp_guard_fraction`` of its 10th percentile are removed. Near the vertex, thick slices
-   cut the skull obliquely and blur the dark ring; this guard keeps the scalp out there.
+   cut the skull obliquely and blur the dark ring; this guard keeps the scalp out there, with
+   the depth measured in 3-D on the slices above the brain's widest one (there the head's
+   surface turns towards the axial plane, and the in-plane depth overstates the true one).
 
 Skull-stripped inputs skip steps 2-4 and 6: the mask is the filled foreground.
 All lengths are in mm and converted with the grid's in-plane pixel size.
@@ -79,6 +81,7 @@ class BrainMask:
 def brain_mask(
     image: np.ndarray,
     pixel_size_mm: float,
+    slice_spacing_mm: float,
     *,
     skull_stripped: bool = False,
     settings: BrainMaskSettings = BrainMaskSettings(),
@@ -87,8 +90,8 @@ def brain_mask(
 
     ``image``: float array (X, Y, Z), any positive intensity scale. ``pixel_size_mm``: the
     in-plane pixel size (mm; the mean of the two in-plane sizes is fine for near-square
-    pixels). Returns a :class:`BrainMask` on the input grid; an image with no foreground
-    gives an empty mask.
+    pixels); ``slice_spacing_mm``: the distance between slice centres (mm). Returns a
+    :class:`BrainMask` on the input grid; an image with no foreground gives an empty mask.
     """
     image = np.clip(np.asarray(image, dtype=np.float32), 0, None)
     otsu = _otsu(image)
@@ -99,7 +102,9 @@ def brain_mask(
     # Everything below happens inside the head, and a ring of background around it makes
     # every step (morphology, hole filling, distances) give what it gives on the whole slice.
     box = _bounding_box(full_head, margin=2)
-    extraction = _brain_mask_in_head(image[box], full_head[box], otsu, pixel_size_mm, skull_stripped, settings)
+    extraction = _brain_mask_in_head(
+        image[box], full_head[box], otsu, pixel_size_mm, slice_spacing_mm, skull_stripped, settings
+    )
     mask = np.zeros(image.shape, dtype=bool)
     mask[box] = extraction.mask
     return BrainMask(mask, full_head, extraction.scalp_thickness_mm, extraction.tissue_intensity)
@@ -110,6 +115,7 @@ def _brain_mask_in_head(
     head: np.ndarray,
     otsu: float,
     pixel_size_mm: float,
+    slice_mm: float,
     skull_stripped: bool,
     settings: BrainMaskSettings,
 ) -> BrainMask:
@@ -131,7 +137,8 @@ def _brain_mask_in_head(
     mask = _envelope(regrown, settings.close_mm, pixel_size_mm)
 
     scalp_thickness_mm = _scalp_thickness_mm(mask, head, depth_mm)
-    mask &= depth_mm > max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
+    guard_mm = max(settings.skin_mm, settings.scalp_guard_fraction * scalp_thickness_mm)
+    mask &= _depth_below_crown_mm(depth_mm, mask, slice_mm, guard_mm) > guard_mm
     mask = _largest_component(ndimage.binary_opening(mask, _disk(1.0)[:, :, None]))
     return BrainMask(mask, head, scalp_thickness_mm, tissue_intensity)
 
@@ -181,6 +188,32 @@ def _scalp_thickness_mm(mask: np.ndarray, head: np.ndarray, depth_mm: np.ndarray
     widest = np.argsort(head.sum(axis=(0, 1)), kind="stable")[-n_widest:]
     edge_depth_mm = depth_mm[:, :, widest][_edge(mask)[:, :, widest]]
     return float(np.percentile(edge_depth_mm, 10)) if edge_depth_mm.size else 0.0
+
+
+def _depth_below_crown_mm(depth_mm: np.ndarray, brain: np.ndarray, slice_mm: float, reach_mm: float) -> np.ndarray:
+    """Depth (mm) below the head surface in 3-D on the slices above the widest section of ``brain``,
+    in-plane ``depth_mm`` on the others; exact up to ``reach_mm`` (deeper voxels keep a larger value).
+
+    Above the brain's widest section the head's surface turns towards the axial plane, so a thick
+    slice cuts scalp and skull obliquely and a voxel just below the crown can lie far from the
+    head's outline in its own slice. The distance to the background of slice ``k + s`` is the
+    in-plane distance there combined with ``(s - 0.5) x slice_mm`` through-plane (the surface is
+    taken at the face between a head voxel and the background voxel above it). Only slices above
+    count: below the widest section, ear canals and the nasal cavity open the head's outline next
+    to the brain, and the neck carries on past the volume's bottom. The volume's top is not a
+    surface: the head may carry on above it. The brain's widest section, not the head's, sets
+    the level: a scan that covers the neck or shoulders can have its widest head section there.
+    """
+    depth_3d_mm = depth_mm.copy()
+    n_slices = depth_mm.shape[2]
+    widest = int(np.argmax(brain.sum(axis=(0, 1))))
+    for step in range(1, int(np.ceil(reach_mm / slice_mm + 0.5)) + 1):
+        if widest + step >= n_slices:
+            break
+        through_plane_mm = (step - 0.5) * slice_mm
+        above = np.hypot(depth_mm[:, :, widest + step :], np.float32(through_plane_mm))
+        np.minimum(depth_3d_mm[:, :, widest : n_slices - step], above, out=depth_3d_mm[:, :, widest : n_slices - step])
+    return depth_3d_mm
 
 
 def _regrow(core: np.ndarray, tissue: np.ndarray, radius_mm: float, pixel_size_mm: float) -> np.ndarray:

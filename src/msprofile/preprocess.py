@@ -164,7 +164,13 @@ def preprocess(
     denoised = denoise(canonical_image, settings.denoise_iterations)
     pixel_size_mm = float(canonical.voxel_size_mm[:2].mean())
     if given_mask is None:
-        extraction = brain_mask(denoised, pixel_size_mm, skull_stripped=skull_stripped, settings=settings.brain_mask)
+        extraction = brain_mask(
+            denoised,
+            pixel_size_mm,
+            float(canonical.voxel_size_mm[2]),
+            skull_stripped=skull_stripped,
+            settings=settings.brain_mask,
+        )
     else:
         extraction = given_brain_mask(denoised, to_canonical(np.asarray(given_mask) > 0, native)[0], pixel_size_mm)
     mask = extraction.mask
