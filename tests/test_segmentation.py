@@ -466,6 +466,23 @@ def test_fine_tuning_on_lesion_labels_alone_starts_from_the_model_and_learns(rea
         train(np.repeat(x, 3, axis=-1), y, settings, init_model=start)
 
 
+def test_unlabelled_ventricles_of_a_fine_tuning_come_from_the_initial_model(real_slices):
+    from msprofile.io.models import load_keras_model
+    from msprofile.segmentation.train import NOT_LESION, ventricles_from_model
+
+    x, y = real_slices
+    model, _ = load_keras_model(REPO / "resources" / "models" / "msprofile-default")
+    lesion_only = np.where(y == 2, 2, NOT_LESION).astype(np.uint8)
+    labelled = ventricles_from_model(model, x, lesion_only, zscore=True)
+    assert not (labelled == NOT_LESION).any()
+    np.testing.assert_array_equal(labelled == 2, y == 2)
+    # The shipped model's ventricles on these (its training) slices match the expert's.
+    ventricles, expert = labelled == 1, y == 1
+    assert 2 * (ventricles & expert).sum() / (ventricles.sum() + expert.sum()) > 0.8
+    # Known labels stay as they are.
+    np.testing.assert_array_equal(ventricles_from_model(model, x[:2], y[:2], zscore=True), y[:2])
+
+
 def test_slice_zscore_training_patches_are_zscored_with_their_whole_slice():
     from msprofile.segmentation.train import augment_batch
 

@@ -221,6 +221,34 @@ def augment_batch(
     return out_x, out_y
 
 
+def ventricles_from_model(model, x: np.ndarray, y: np.ndarray, *, zscore: bool, batch_size: int = 8) -> np.ndarray:
+    """``y`` with every :data:`NOT_LESION` pixel labelled background or ventricles as ``model``
+    (the initial network of a fine-tuning) labels it on the whole, unaugmented slice.
+
+    ``x``: (N, H, W, C) slices in anchored units (z-scored per slice and channel first when
+    ``zscore``, as :func:`augment_batch` does); ``y``: (N, H, W) labels. Returns a uint8 copy of
+    ``y``. A site's lesion-only masks say nothing about the ventricles, so the network could
+    otherwise move them freely while it learns the site's lesions; these pseudo-labels keep them
+    where the initial network put them (self-training with the teacher's hard labels, as in
+    knowledge-distillation approaches to continual learning, e.g. Li and Hoiem 2017, "Learning
+    without Forgetting").
+    """
+    unknown = y == NOT_LESION
+    out = np.array(y, dtype=np.uint8)
+    if not unknown.any():
+        return out
+    for start in range(0, len(x), batch_size):
+        batch = np.asarray(x[start : start + batch_size], dtype=np.float32)
+        if zscore:
+            mean, sd = batch.mean(axis=(1, 2), keepdims=True), batch.std(axis=(1, 2), keepdims=True)
+            batch = np.where(sd > 0, (batch - mean) / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
+        probabilities = np.asarray(model(batch, training=False))
+        ventricles = probabilities[..., 1] > probabilities[..., 0]
+        rows = slice(start, start + len(batch))
+        out[rows] = np.where(unknown[rows], ventricles.astype(np.uint8), out[rows])
+    return out
+
+
 def learning_rate_at(epoch: int, settings: TrainingSettings) -> float:
     """Cosine decay from ``learning_rate`` to ``final_learning_rate`` over the epochs."""
     progress = epoch / max(settings.epochs - 1, 1)
@@ -243,7 +271,8 @@ def train(
     ``phantoms``: ``(tissue, labels)``, phantom tissue label maps (M, H, W, C) and their
     segmentation labels (M, H, W), from which a share ``settings.synthetic_fraction`` of the
     patches is painted. ``init_model``: a trained network (same input channels) whose weights
-    training starts from (fine-tuning); its width replaces ``settings.base_filters``.
+    training starts from (fine-tuning); its width replaces ``settings.base_filters``, and the
+    pixels labelled only :data:`NOT_LESION` take its ventricles (:func:`ventricles_from_model`).
     Deterministic for a given ``settings.seed`` on one machine (seeded NumPy, Keras and
     TensorFlow; TensorFlow's deterministic ops). ``on_epoch(epoch, loss, model)``, when given,
     is called after every epoch (for logging or held-out scoring). Returns the model and the
@@ -274,6 +303,9 @@ def train(
             base_filters=init_model.get_layer("enc1_conv1").filters,
         )
         model.set_weights(init_model.get_weights())
+        # Lesion-only masks leave the ventricles unlabelled: without these pseudo-labels the
+        # ventricles of msprofile-default vanished in fine-tuning on two ISBI scans (-100 %).
+        y = ventricles_from_model(init_model, x, y, zscore=settings.normalisation == SLICE_ZSCORE)
     else:
         model = build_attention_unet(input_shape=(None, None, channels), base_filters=settings.base_filters)
     # Gradients clipped to norm 1: with strongly randomised inputs (bias fields, warps) and no
