@@ -103,6 +103,7 @@ import pandas as pd
 from scipy import optimize
 from scipy import stats as sps
 from statsmodels.regression.linear_model import OLS
+from statsmodels.stats.proportion import proportion_confint
 
 from .scans import session_sort_key
 
@@ -1060,14 +1061,12 @@ def change_groups(table: pd.DataFrame, groups=()) -> list[str]:
 
 
 def wilson_interval(k: int, n: int, level: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``k / n`` (Wilson 1927); missing for ``n = 0``."""
+    """Wilson score interval of a proportion ``k / n`` (Wilson 1927, statsmodels'
+    ``proportion_confint``); missing for ``n = 0``."""
     if n == 0:
         return math.nan, math.nan
-    z = sps.norm.ppf(0.5 + level / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = proportion_confint(k, n, alpha=1 - level, method="wilson")
+    return float(low), float(high)
 
 
 def change_by_subject(table: pd.DataFrame) -> pd.DataFrame:
