@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .labels import LesionClass, SegmentationClass
-from .montage import LESION_CLASS_RGB, VENTRICLES_RGB
+from .labels import LESION_CLASS_RGB, VENTRICLES_RGB, LesionClass, SegmentationClass
 from .scans import bids_label
 
 #: The BIDS version the derivatives follow.

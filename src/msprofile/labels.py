@@ -41,6 +41,15 @@ class LesionClass(IntEnum):
 SEGMENTATION_CLASS_NAMES: tuple[str, ...] = tuple(c.name.lower() for c in SegmentationClass)
 #: The lesion location classes (without NONE), in code order.
 LESION_CLASSES: tuple[LesionClass, ...] = (LesionClass.PEWMH, LesionClass.PAWMH, LesionClass.JCWMH)
+#: Display colours of the classes (QC pictures, the BIDS derivatives' dseg.tsv), from the
+#: Okabe-Ito palette (told apart with every common colour-vision deficiency): ventricles blue,
+#: lesions by location class.
+VENTRICLES_RGB = (0, 114, 178)
+LESION_CLASS_RGB = {
+    LesionClass.PEWMH: (230, 159, 0),
+    LesionClass.PAWMH: (0, 158, 115),
+    LesionClass.JCWMH: (204, 121, 167),
+}
 
 
 def label_volume(lesions: np.ndarray, ventricles: np.ndarray) -> np.ndarray:

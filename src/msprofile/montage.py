@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .labels import LesionClass, SegmentationClass
+from .labels import LESION_CLASS_RGB, VENTRICLES_RGB, LesionClass, SegmentationClass
 
 #: Height of one header line in pixels (PIL's default font is 11 px high).
 HEADER_LINE_PX = 16
@@ -25,14 +25,6 @@ _WHITE = (255, 255, 255)
 _SLICE_LABEL = (255, 255, 0)
 #: The brain mask's outline.
 MASK_OUTLINE_RGB = (255, 40, 40)
-#: Fill colours of the segmentation picture, from the Okabe-Ito palette (told apart with every
-#: common colour-vision deficiency): ventricles blue, lesions by location class.
-VENTRICLES_RGB = (0, 114, 178)
-LESION_CLASS_RGB = {
-    LesionClass.PEWMH: (230, 159, 0),
-    LesionClass.PAWMH: (0, 158, 115),
-    LesionClass.JCWMH: (204, 121, 167),
-}
 LESION_CLASS_LEGEND = {
     LesionClass.PEWMH: "periventricular",
     LesionClass.PAWMH: "paraventricular (deep)",

@@ -327,11 +327,13 @@ def longitudinal_outputs():
     ]
 
 
+_GIVEN_BRAIN_MASK_PATH = subject_value("brain_mask")
+
+
 def given_brain_mask(wildcards):
     """Input function: the brain mask given for the scan (sheet column brain_mask, or
     bids.brain_masks), or nothing."""
-    path = ALL_SUBJECTS.at[wildcards.subject, "brain_mask"]
-    return path or []
+    return _GIVEN_BRAIN_MASK_PATH(wildcards) or []
 
 
 def preprocess_outputs():
