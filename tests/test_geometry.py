@@ -75,3 +75,14 @@ def test_labels_to_native_is_exact_when_pixels_coincide():
     on_model = resample(canonical_labels, canonical, model, order=0)
     assert set(np.unique(on_model)) <= {0, 1, 2}
     np.testing.assert_array_equal(labels_to_native(on_model, model, native), labels)
+
+
+def test_inplane_box_spans_every_slice_and_clamps_its_margin():
+    from msprofile.geometry import inplane_box
+
+    mask = np.zeros((10, 8, 3), dtype=bool)
+    mask[3, 5, 0] = mask[7, 2, 2] = True
+    assert inplane_box(mask) == (slice(3, 8), slice(2, 6))
+    assert inplane_box(mask, margin=3) == (slice(0, 10), slice(0, 8))
+    with pytest.raises(IndexError):
+        inplane_box(np.zeros((4, 4, 2), dtype=bool))

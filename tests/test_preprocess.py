@@ -177,3 +177,35 @@ def test_preprocess_subject_writes_outputs(tmp_path):
     with Image.open(paths["qc.png"]) as png:
         assert png.size[0] >= 512 and png.size[1] >= 256
     assert not list(tmp_path.glob(".*")), "temporary files left behind"
+
+
+def test_envelope_on_the_mask_box_equals_the_whole_slice_computation():
+    """The head and brain envelopes are computed on the box around the mask; on masks with
+    holes, holes open to the image border and pieces at the border, the result must be what the
+    same fill, closing and fill give on the whole slice."""
+    from msprofile.brainmask import _disk_morphology, _envelope
+
+    def whole_slice_envelope(mask, radius_px):
+        def fill(m):
+            return np.stack([ndimage.binary_fill_holes(m[:, :, k]) for k in range(m.shape[2])], axis=2)
+
+        filled = fill(mask)
+        pad = int(np.ceil(radius_px)) + 1
+        padded = np.pad(filled, ((pad, pad), (pad, pad), (0, 0)))
+        dilated = _disk_morphology(ndimage.binary_dilation, padded, radius_px)
+        closed = _disk_morphology(ndimage.binary_erosion, dilated, radius_px)[pad:-pad, pad:-pad]
+        return fill(closed | filled)
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[:64, :80]
+    for trial in range(12):
+        mask = np.zeros((64, 80, 3), dtype=bool)
+        for k in range(3):
+            for _ in range(3):
+                cy, cx, r = rng.integers(-5, 70), rng.integers(-5, 85), rng.integers(4, 20)
+                ring = np.abs(np.hypot(y - cy, x - cx) - r) < rng.uniform(1, 3)
+                mask[:, :, k] |= ring & (rng.random(ring.shape) > 0.05)
+        if trial == 0:
+            mask[:] = False
+        radius_px = rng.uniform(1, 6)
+        np.testing.assert_array_equal(_envelope(mask, radius_px, 1.0), whole_slice_envelope(mask, radius_px))

@@ -39,6 +39,8 @@ import numpy as np
 from scipy import ndimage
 from skimage import filters
 
+from .geometry import inplane_box
+
 _INPLANE_4 = np.zeros((3, 3, 3), dtype=bool)
 _INPLANE_4[:, :, 1] = ndimage.generate_binary_structure(2, 1)
 # Flat (3, 3, 1) elements for morphology: scipy visits every element of a (3, 3, 3) one.
@@ -101,7 +103,7 @@ def brain_mask(
         return BrainMask(empty, full_head, float("nan"), float("nan"))
     # Everything below happens inside the head, and a ring of background around it makes
     # every step (morphology, hole filling, distances) give what it gives on the whole slice.
-    box = _bounding_box(full_head, margin=2)
+    box = inplane_box(full_head, margin=2)
     extraction = _brain_mask_in_head(
         image[box], full_head[box], otsu, pixel_size_mm, slice_spacing_mm, skull_stripped, settings
     )
@@ -141,16 +143,6 @@ def _brain_mask_in_head(
     mask &= _depth_below_crown_mm(depth_mm, mask, slice_mm, guard_mm) > guard_mm
     mask = _largest_component(ndimage.binary_opening(mask, _disk(1.0)[:, :, None]))
     return BrainMask(mask, head, scalp_thickness_mm, tissue_intensity)
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """In-plane slices of the box around ``mask``'s voxels (any slice), widened by ``margin``
-    pixels where the image allows."""
-    bounds = []
-    for axis in (0, 1):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        bounds.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + margin + 1, mask.shape[axis])))
-    return bounds[0], bounds[1]
 
 
 def head_mask(
@@ -246,7 +238,22 @@ def _drop_open_pieces(regrown: np.ndarray, tissue: np.ndarray, open_outline_frac
 
 
 def _envelope(mask: np.ndarray, close_mm: float, pixel_size_mm: float) -> np.ndarray:
-    """Per slice: fill holes, close by a disk of ``close_mm``, fill holes again."""
+    """Per slice: fill holes, close by a disk of ``close_mm``, fill holes again.
+
+    Computed on the box around ``mask`` (cheaper where the head leaves part of the field of view
+    empty), with the same result: what it adds lies within that box (a closing stays within
+    the box of what it closes, a hole within the box of what surrounds it), and a background
+    region that reaches the slice's border reaches the box's (outside the box is background).
+    """
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=bool)
+    box = inplane_box(mask)
+    envelope = np.zeros(mask.shape, dtype=bool)
+    envelope[box] = _envelope_in_box(mask[box], close_mm, pixel_size_mm)
+    return envelope
+
+
+def _envelope_in_box(mask: np.ndarray, close_mm: float, pixel_size_mm: float) -> np.ndarray:
     filled = _fill_holes(mask)
     radius_px = close_mm / pixel_size_mm
     pad = int(np.ceil(radius_px)) + 1
@@ -291,11 +298,11 @@ def _inplane_distance_mm(mask: np.ndarray, pixel_size_mm: float) -> np.ndarray:
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Per slice, fill the background regions that do not touch the slice border."""
-    labels, _ = ndimage.label(~mask, structure=_INPLANE_4)
-    border = np.unique(
-        np.concatenate([labels[0].ravel(), labels[-1].ravel(), labels[:, 0].ravel(), labels[:, -1].ravel()])
-    )
-    return mask | ~np.isin(labels, border)
+    labels, n_regions = ndimage.label(~mask, structure=_INPLANE_4)
+    enclosed = np.ones(n_regions + 1, dtype=bool)
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        enclosed[border] = False
+    return mask | enclosed[labels]
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

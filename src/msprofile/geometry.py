@@ -243,6 +243,17 @@ def _native_to_canonical_ornt(affine: np.ndarray) -> np.ndarray:
     )
 
 
+def inplane_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice]:
+    """In-plane slices (axes 0 and 1) of the box around the ``True`` voxels of ``mask`` (any
+    slice), widened by ``margin`` voxels where the array allows. ``mask`` must have a ``True``
+    voxel (``IndexError`` otherwise)."""
+    bounds = []
+    for axis in (0, 1):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        bounds.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + margin + 1, mask.shape[axis])))
+    return bounds[0], bounds[1]
+
+
 def model_grid(canonical: Grid, *, matrix: tuple[int, int], pixel_size_mm: float, centre_voxel: np.ndarray) -> Grid:
     """The model grid: ``matrix`` pixels of ``pixel_size_mm`` in-plane, canonical slices kept.
 
@@ -333,7 +344,7 @@ def resample(
                 sigma[source_axis] = np.sqrt(max(ratio**2 - 1.0, 0.0)) / 2.0
         if sigma.any():
             data = ndimage.gaussian_filter(data.astype(np.float32, copy=False), sigma=sigma, mode="nearest")
-    resampled = ndimage.affine_transform(
+    return ndimage.affine_transform(
         data,
         target_to_source[:3, :3],
         offset=target_to_source[:3, 3],
@@ -343,7 +354,6 @@ def resample(
         cval=0,
         prefilter=False,
     )
-    return resampled
 
 
 def labels_to_native(labels: np.ndarray, model: Grid, native: Grid) -> np.ndarray:

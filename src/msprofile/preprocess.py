@@ -36,6 +36,7 @@ from .geometry import (
     acquisition,
     axial_model_grid,
     from_canonical,
+    inplane_box,
     model_grid,
     resample,
     to_canonical,
@@ -180,8 +181,7 @@ def preprocess(
         raise ValueError("brain extraction found no brain (is this a head FLAIR?)")
     normalised, low, high = normalise(denoised, mask, settings.normalise_percentiles)
     if acquired.axial_within(settings.max_slice_tilt_deg):
-        xs, ys, _ = np.nonzero(mask)
-        centre = np.array([(xs.min() + xs.max()) / 2.0, (ys.min() + ys.max()) / 2.0])
+        centre = np.array([(box.start + box.stop - 1) / 2.0 for box in inplane_box(mask)])
         model = model_grid(canonical, matrix=settings.matrix, pixel_size_mm=settings.pixel_size_mm, centre_voxel=centre)
     else:
         model = axial_model_grid(
@@ -257,7 +257,7 @@ def qc_measures(
 
     border = np.zeros(mask.shape[:2], dtype=bool)
     border[[0, -1], :] = border[:, [0, -1]] = True
-    brain_extent_mm = (np.ptp(np.nonzero(mask)[0]) + 1, np.ptp(np.nonzero(mask)[1]) + 1) * canonical.voxel_size_mm[:2]
+    brain_extent_mm = np.array([box.stop - box.start for box in inplane_box(mask)]) * canonical.voxel_size_mm[:2]
 
     return {
         "msprofile_version": __version__,
