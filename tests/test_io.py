@@ -75,3 +75,13 @@ def test_a_header_claiming_huge_dimensions_is_refused_before_reading(tmp_path, s
     path.write_bytes(stream.getvalue() + VALID[HEADER_BYTES:])
     with pytest.raises(InputImageError, match="implausible dimensions"):
         load_image(path, "huge")
+
+
+def test_save_png_drops_alpha_of_an_rgba_image(tmp_path):
+    """Figures are written from the canvas's RGBA buffer: the file must be the one of its RGB part."""
+    from msprofile.io import save_png
+
+    rgba = np.random.default_rng(0).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    save_png(rgba, tmp_path / "rgba.png", dpi=300)
+    save_png(np.ascontiguousarray(rgba[..., :3]), tmp_path / "rgb.png", dpi=300)
+    assert (tmp_path / "rgba.png").read_bytes() == (tmp_path / "rgb.png").read_bytes()

@@ -268,18 +268,22 @@ def read_table(path: str | os.PathLike, *, string_columns=()) -> pd.DataFrame:
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike, *, dpi: float | None = None, compress_level: int = 1) -> None:
-    """Write an RGB image (H, W, 3) uint8 as PNG, atomically, with no text chunks.
+    """Write an RGB image (H, W, 3) uint8 as PNG, atomically, with no text chunks; an RGBA
+    image (H, W, 4) is written as RGB, its alpha dropped.
 
     ``dpi`` goes into the pHYs chunk when given; ``compress_level`` is zlib's (1: fast, files
     about 10 % larger than at the default 6).
     """
     from PIL import Image
 
+    picture = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    # PIL drops alpha from a contiguous RGBA buffer at a quarter of the cost of copying a
+    # strided RGB view into one (a 300-dpi figure: 10 vs 45 ms).
+    if picture.mode == "RGBA":
+        picture = picture.convert("RGB")
     extra = {"dpi": (dpi, dpi)} if dpi else {}
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
-            tmp, format="png", compress_level=compress_level, **extra
-        )
+        picture.save(tmp, format="png", compress_level=compress_level, **extra)
 
 
 #: PDF metadata left out so that equal figures give equal files.
@@ -295,8 +299,7 @@ def save_figure(fig, png_path: str | os.PathLike, pdf_path: str | os.PathLike, *
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     width, height = canvas.get_width_height(physical=True)
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
-    save_png(rgb, png_path, dpi=dpi)
+    save_png(np.asarray(canvas.buffer_rgba()), png_path, dpi=dpi)
     with atomic_path(pdf_path, suffix=".pdf") as tmp:
         fig.savefig(tmp, format="pdf", dpi=dpi, metadata=PDF_METADATA)
     return width, height
