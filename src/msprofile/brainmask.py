@@ -315,7 +315,8 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
 
 def _otsu(image: np.ndarray) -> float:
     sample = image[::2, ::2, :]
-    return float(filters.threshold_otsu(sample)) if np.ptp(sample) > 0 else float(sample.max())
+    # Flattened: a 3-slice volume would look like an RGB image to scikit-image (it warns).
+    return float(filters.threshold_otsu(sample.ravel())) if np.ptp(sample) > 0 else float(sample.max())
 
 
 def _disk(radius_px: float) -> np.ndarray:
