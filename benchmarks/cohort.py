@@ -4,7 +4,9 @@ rebuilding the cohort table of 1,381 subjects after one subject changed.
 Prints one ``name value unit`` line per figure, medians and minimums over ``--repeats``
 runs (one warm-up first). ``statistics_and_figures_seconds`` is what the ``statistics`` and
 ``figures`` rules cost one after the other on one core: two fresh Python processes, each
-with its imports, reading the table and writing its outputs (TSVs; PNG at 300 dpi + PDF).
+with its imports, reading the table and writing its outputs (TSVs; PNG at 300 dpi + PDF);
+``..._two_cores_seconds`` the same two processes side by side, as ``snakemake --cores 2`` runs
+them (they do not depend on each other).
 The in-process times are the two jobs' functions alone. The cohort rebuild is what the
 ``cohort_table`` rule does: read every subject's small ``metrics.json``,
 ``preprocess_qc.json`` and ``lesions.parquet`` and write the two Parquet tables; the
@@ -52,16 +54,24 @@ job(load_cohort_table(sys.argv[2]), sys.argv[3], remove_outliers=sys.argv[4] == 
 """
 
 
-def stage_processes(out_dir: Path, remove_outliers: bool) -> None:
-    """The two rules' work as two fresh single-threaded processes, one after the other."""
+def stage_processes(out_dir: Path, remove_outliers: bool, *, concurrent: bool = False) -> None:
+    """The two rules' work as two fresh single-threaded processes, one after the other, or side
+    by side (``concurrent``) as Snakemake runs them with two cores."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "agg"}
+    started = []
     for stage in ("statistics", "figures"):
-        subprocess.run(
-            [sys.executable, "-c", STAGE_SCRIPT, stage, str(REFERENCE), str(out_dir), str(int(remove_outliers))],
-            check=True,
-            env=env,
-            stderr=subprocess.DEVNULL,
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-c", STAGE_SCRIPT, stage, str(REFERENCE), str(out_dir), str(int(remove_outliers))],
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
         )
+        if not concurrent:
+            started[-1].wait()
+    for process in started:
+        if process.wait() != 0:
+            raise subprocess.CalledProcessError(process.returncode, process.args)
 
 
 def fake_subject_files(folder: Path, n_subjects: int) -> tuple[pd.DataFrame, list[Path], list[Path], list[Path]]:
@@ -157,6 +167,12 @@ def main() -> None:
                 print(f"{label}_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
                 print(f"{label}_seconds_1380_subjects_min {min(seconds):.2f} s")
                 print(f"{label}_target 5.00 s")
+                seconds = timed(
+                    partial(stage_processes, tmp / f"two_cores_{remove_outliers}", remove_outliers, concurrent=True),
+                    args.repeats,
+                )
+                print(f"{label}_two_cores_seconds_1380_subjects_median {statistics.median(seconds):.2f} s")
+                print(f"{label}_two_cores_seconds_1380_subjects_min {min(seconds):.2f} s")
         else:
             print(f"# reference table not found at {REFERENCE.resolve()}: statistics not timed")
 
