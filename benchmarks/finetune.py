@@ -9,7 +9,8 @@ Prints one ``name value unit`` line per figure. The site is the ISBI 2015 scanne
 3. the shipped model is fine-tuned on isbi01 and isbi02 (their rater-1 lesion masks; the
    ventricles, unlabelled, are left to the model) exactly as the `train` target does with
    ``training.init_model`` and the configuration's fine-tuning schedule
-   (``finetune_epochs``, ``finetune_learning_rate``), on two CPU threads, and timed;
+   (``finetune_epochs``, ``finetune_learning_rate``, ``finetune_randomisation``), on two CPU
+   threads, and timed;
 4. isbi03-05 are segmented by the fine-tuned network and scored again.
 
 Figures: ``finetune_lesion_dice_zero_shot`` and ``finetune_lesion_dice_finetuned`` (mean lesion
@@ -51,7 +52,11 @@ def workflow_settings():
     section = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]
     fields = set(TrainingSettings.__dataclass_fields__)
     settings = {k: v for k, v in section.items() if k in fields}
-    settings.update(epochs=section["finetune_epochs"], learning_rate=section["finetune_learning_rate"])
+    settings.update(
+        epochs=section["finetune_epochs"],
+        learning_rate=section["finetune_learning_rate"],
+        randomisation=section["finetune_randomisation"],
+    )
     return TrainingSettings(**settings)
 
 
@@ -177,6 +182,7 @@ def main() -> None:
         print(f"finetune_lesion_volume_ratio_{name} {np.mean(scores['lesion_volume_ratio']):.2f} ratio")
     print(f"# network input: {read_card(args.model)['input'].get('normalisation')} (the initial model's, kept)")
     print(f"finetune_epochs {settings.epochs} epochs")
+    print(f"# randomisation when fine-tuning: {settings.randomisation}")
     print(f"finetune_minutes {minutes:.2f} min")
 
 

@@ -529,6 +529,41 @@ def test_fine_tuning_keeps_the_initial_models_input(tmp_path):
     assert xs.min() == 0 and xs.max() == 6, "anchored input: clipped to [0, 6]"
 
 
+def test_mild_randomisation_changes_the_contrast_alone_and_is_the_fine_tuning_default():
+    """Fine-tuning msprofile-default augments the intensities as that model was trained (a gamma,
+    a global scale and light noise): no bias field, warp or blur, unlike training from scratch."""
+    from msprofile.segmentation.augment import randomise_appearance
+    from msprofile.segmentation.train import MILD_RANDOMISATION, RANDOMISATION, TrainingSettings, train
+
+    image = np.zeros((96, 96), np.float32)
+    image[10:86, 8:88] = 1.0  # white matter
+    image[40:56, 40:56] = 0.1  # a ventricle
+    image[20:30, 60:70] = 1.7  # a lesion
+    left, right = np.s_[12:84, 10:30], np.s_[12:84, 66:86]
+
+    def sides(settings, seed):
+        out = randomise_appearance(image, np.random.default_rng(seed), settings)
+        return np.median(out[left]), np.median(out[right]), out
+
+    for seed in range(10):
+        matter_left, matter_right, out = sides(MILD_RANDOMISATION, seed)
+        assert matter_left == pytest.approx(matter_right, rel=0.02), "no bias field"
+        assert np.median(out[22:28, 62:68]) > matter_left > np.median(out[44:52, 44:52])
+    draws = [sides(MILD_RANDOMISATION, seed)[0] for seed in range(10)]
+    assert np.std(draws) > 0.02, "the intensities still vary between draws"
+    strong = [sides(RANDOMISATION, seed) for seed in range(10)]
+    assert max(abs(np.log(a / b)) for a, b, _ in strong) > 0.1, "the strong randomisation has bias fields"
+
+    import yaml
+
+    section = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]
+    assert (section["randomisation"], section["finetune_randomisation"]) == ("strong", "mild")
+    with pytest.raises(ValueError, match="randomisation"):
+        train(
+            np.zeros((2, 32, 32, 1), np.float32), np.zeros((2, 32, 32), np.uint8), TrainingSettings(randomisation="x")
+        )
+
+
 def test_shipped_model_transfers_to_another_scanner(tmp_path):
     """The shipped model on a scan of a scanner it never saw (ISBI 2015, 3 T, skull on,
     4.4 mm slices), as the workflow runs it with the default configuration (every network the

@@ -384,7 +384,8 @@ def evaluation_outputs():
 
 def training_settings():
     """The training section's hyper-parameters (msprofile.segmentation.train.TrainingSettings);
-    fine-tuning (training.init_model) trains for finetune_epochs at finetune_learning_rate.
+    fine-tuning (training.init_model) trains for finetune_epochs at finetune_learning_rate
+    with finetune_randomisation.
     """
     section = config["training"]
     settings = {
@@ -399,11 +400,13 @@ def training_settings():
             "phantoms",
             "finetune_epochs",
             "finetune_learning_rate",
+            "finetune_randomisation",
         )
     }
     if section["init_model"]:
         settings["epochs"] = section["finetune_epochs"]
         settings["learning_rate"] = section["finetune_learning_rate"]
+        settings["randomisation"] = section["finetune_randomisation"]
     return settings
 
 

@@ -11,7 +11,9 @@ What differs from the reference (docs/method.md section 3), and why:
   of the voxels; cross-entropy alone (what the reference really trained with) lets the
   network ignore them.
 * **Augmentation**: random crops centred in the head, left-right flips, small rotations and
-  scalings, intensity gamma and noise. The reference used none.
+  scalings, and appearance randomisation (:data:`RANDOMISATIONS`: strong for a training from
+  scratch, mild, gamma and noise alone, for fine-tuning a model trained with it). The
+  reference used none.
 * **Patches**: training runs on ``crop`` x ``crop`` patches, two thirds of them centred on a
   ventricle or lesion pixel; the network is fully convolutional, so inference still takes the
   whole slice. Patches cut the cost of a step by three quarters, and centring them on the
@@ -63,6 +65,9 @@ def configure_tensorflow(device: str) -> str:
 class TrainingSettings:
     """Hyper-parameters of :func:`train` (the ``training`` section of the config).
 
+    ``randomisation``: the appearance randomisation of augmented patches, a key of
+    :data:`RANDOMISATIONS` (``"strong"``: :data:`RANDOMISATION`; ``"mild"``:
+    :data:`MILD_RANDOMISATION`, for fine-tuning a model trained with it).
     ``synthetic_fraction``: share of the training patches painted from phantom label maps
     (:mod:`msprofile.segmentation.synthetic`) instead of taken from the real slices.
     ``context_slices``: neighbouring slices on each side given as extra input channels
@@ -82,6 +87,7 @@ class TrainingSettings:
     foreground_fraction: float = 0.67
     dice_weight: float = 1.0
     augment: bool = True
+    randomisation: str = "strong"
     synthetic_fraction: float = 0.0
     context_slices: int = 0
     normalisation: str = NORMALISATION
@@ -100,8 +106,28 @@ NOT_LESION = 3
 #: Global norm the gradients are clipped to before each Adam step.
 GRADIENT_CLIP_NORM = 1.0
 
-#: Appearance randomisation of every augmented patch (:mod:`msprofile.segmentation.augment`).
+#: Appearance randomisation of every augmented patch when training from scratch
+#: (:mod:`msprofile.segmentation.augment`): contrasts, coils, resolutions and noise of other scanners.
 RANDOMISATION = Randomisation()
+#: Intensity augmentation alone, about what msprofile 0.1 drew and the shipped
+#: ``msprofile-default`` was trained with (gamma 0.8 to 1.25, intensity scale 0.9 to 1.1, light
+#: noise; docs/method.md section 3): no histogram warp (its slopes' SD is 0, so only the gamma
+#: changes the contrast), bias field, resolution or blur. Fine-tuning that model on one site's
+#: scans with :data:`RANDOMISATION` taught it inputs it never sees at inference and tripled its
+#: false positives on a held-out scan of the site (README, "Adapting the model to your scanner").
+MILD_RANDOMISATION = Randomisation(
+    probability_resolution=0.0,
+    probability_blur=0.0,
+    probability_bias=0.0,
+    probability_warp=1.0,
+    warp_log_sd=0.0,
+    gamma_log_sd=0.13,
+    probability_noise=1.0,
+    noise_sd=(0.02, 0.03),
+    scale=(0.9, 1.1),
+)
+#: The randomisations ``training.randomisation`` and ``training.finetune_randomisation`` name.
+RANDOMISATIONS = {"strong": RANDOMISATION, "mild": MILD_RANDOMISATION}
 
 
 def dice_ce_loss(num_classes: int = len(SEGMENTATION_CLASS_NAMES), dice_weight: float = 1.0):
@@ -182,6 +208,7 @@ def augment_batch(
     foreground_fraction: float = 0.0,
     painted: np.ndarray | None = None,
     zscore: bool = False,
+    randomisation: Randomisation = RANDOMISATION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random patches of a batch of slices, with geometric augmentation and appearance randomisation.
 
@@ -192,7 +219,8 @@ def augment_batch(
     (N, crop, crop). Patch centres fall on a ventricle or lesion with probability
     ``foreground_fraction`` (lesions are rare: without this most patches teach only
     background), otherwise within the head. With ``augment``: left-right flips, rotations
-    within +-15 degrees, scalings 0.85 to 1.15 and :func:`~msprofile.segmentation.augment.randomise_appearance`.
+    within +-15 degrees, scalings 0.85 to 1.15 and :func:`~msprofile.segmentation.augment.randomise_appearance`
+    as ``randomisation`` says.
     With ``zscore`` each patch channel is finally z-scored with the mean and SD of its whole
     (painted, unaugmented) slice, as :func:`msprofile.segmentation.data.zscored_slices` does at
     inference (the appearance randomisation then acts as intensity augmentation of the z-scores).
@@ -212,7 +240,7 @@ def augment_batch(
         if augment:
             if rng.random() < 0.5:
                 patch, labels = patch[::-1], labels[::-1]
-            patch = randomise_appearance(patch, rng, RANDOMISATION)
+            patch = randomise_appearance(patch, rng, randomisation)
         if zscore:
             mean, sd = image.mean(axis=(0, 1)), image.std(axis=(0, 1))
             patch = np.where(sd > 0, (patch - mean) / np.where(sd > 0, sd, 1.0), 0.0)
@@ -285,6 +313,10 @@ def train(
         raise ValueError(
             f"unknown training.normalisation {settings.normalisation!r}; known: {', '.join(NORMALISATIONS)}"
         )
+    if settings.randomisation not in RANDOMISATIONS:
+        raise ValueError(
+            f"unknown training randomisation {settings.randomisation!r}; known: {', '.join(RANDOMISATIONS)}"
+        )
     if settings.synthetic_fraction > 0 and phantoms is None:
         raise ValueError("training.synthetic_fraction > 0 needs phantom label maps")
     keras.utils.set_random_seed(settings.seed)
@@ -333,6 +365,7 @@ def train(
                 foreground_fraction=settings.foreground_fraction,
                 painted=painted,
                 zscore=settings.normalisation == SLICE_ZSCORE,
+                randomisation=RANDOMISATIONS[settings.randomisation],
             )
             batch_losses.append(float(model.train_on_batch(bx, by)))
         losses.append(float(np.mean(batch_losses)))
