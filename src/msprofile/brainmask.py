@@ -41,8 +41,9 @@ from skimage import filters
 
 from .geometry import inplane_box
 
-_INPLANE_4 = np.zeros((3, 3, 3), dtype=bool)
-_INPLANE_4[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+# In-plane 4-connectivity of a volume stored slice-major (slices on the first axis).
+_SLICE_MAJOR_4 = np.zeros((3, 3, 3), dtype=bool)
+_SLICE_MAJOR_4[1] = ndimage.generate_binary_structure(2, 1)
 # Flat (3, 3, 1) elements for morphology: scipy visits every element of a (3, 3, 3) one.
 _FLAT_SQUARE = np.ones((3, 3, 1), dtype=bool)
 _FLAT_CROSS = ndimage.generate_binary_structure(2, 1)[:, :, None]
@@ -229,7 +230,7 @@ def _drop_open_pieces(regrown: np.ndarray, tissue: np.ndarray, open_outline_frac
     """
     outline = regrown & ~ndimage.binary_erosion(regrown, _FLAT_CROSS)
     open_outline = outline & ndimage.binary_dilation(tissue & ~regrown, _FLAT_CROSS)
-    labels, n = ndimage.label(regrown, structure=_INPLANE_4)
+    labels, n = _label_inplane(regrown)
     outline_px = np.bincount(labels[outline], minlength=n + 1)
     open_px = np.bincount(labels[open_outline], minlength=n + 1)
     is_open = open_px > open_outline_fraction * np.maximum(outline_px, 1)
@@ -298,11 +299,22 @@ def _inplane_distance_mm(mask: np.ndarray, pixel_size_mm: float) -> np.ndarray:
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """Per slice, fill the background regions that do not touch the slice border."""
-    labels, n_regions = ndimage.label(~mask, structure=_INPLANE_4)
+    labels, n_regions = _label_inplane(~mask)
     enclosed = np.ones(n_regions + 1, dtype=bool)
     for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         enclosed[border] = False
     return mask | enclosed[labels]
+
+
+def _label_inplane(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per slice, the 4-connected components of ``mask`` (X, Y, Z): labels of its shape (a view)
+    and their number, unique across slices.
+
+    Labelled on a slice-major copy: SciPy walks the array in memory order, and with the slices
+    on the last axis an in-plane structure cost it about three times as much.
+    """
+    labels, n = ndimage.label(np.ascontiguousarray(np.moveaxis(mask, 2, 0)), structure=_SLICE_MAJOR_4)
+    return np.moveaxis(labels, 0, 2), n
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
