@@ -47,17 +47,11 @@ SCORE = ("isbi03", "isbi04", "isbi05")
 
 def workflow_settings():
     """The training settings the workflow uses when fine-tuning with the shipped configuration."""
+    from msprofile.segmentation.config import training_settings
     from msprofile.segmentation.train import TrainingSettings
 
     section = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]
-    fields = set(TrainingSettings.__dataclass_fields__)
-    settings = {k: v for k, v in section.items() if k in fields}
-    settings.update(
-        epochs=section["finetune_epochs"],
-        learning_rate=section["finetune_learning_rate"],
-        randomisation=section["finetune_randomisation"],
-    )
-    return TrainingSettings(**settings)
+    return TrainingSettings(**training_settings(section, finetune=True))
 
 
 def segment_and_score(model_dir: Path, work: Path, tag: str) -> dict:

@@ -430,6 +430,39 @@ def test_float16_weights_halve_the_file_and_keep_the_output():
     np.testing.assert_allclose(OnnxNetwork(half, device="cpu")(x), OnnxNetwork(full, device="cpu")(x), atol=5e-3)
 
 
+def test_float16_members_of_a_sharp_network_are_kept_and_a_wrong_export_is_refused(monkeypatch):
+    """A network whose softmax is steep (logits scaled up, as fine-tuning sharpens them) moves
+    some probabilities by more than 0.01 when its weights are rounded to float16: the member is
+    still written (a fine-tuning fold failed on this at 1.06e-2). A float16 network that
+    computes something else is refused."""
+    from onnx import numpy_helper
+
+    from msprofile.segmentation import onnx_export
+    from msprofile.segmentation.model import inference_copy
+
+    model = _random_network(7, channels=3)
+    weights = model.get_weights()
+    model.set_weights([*weights[:-2], 400 * weights[-2], 400 * weights[-1]])
+    model = inference_copy(model)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    expected = np.asarray(model(x, training=False))
+    half = onnx_export.checked_onnx(model, x, half_weights=True)
+    rounding = np.abs(onnx_export.OnnxNetwork(half, device="cpu")(x) - expected).max()
+    assert 0.01 < rounding < onnx_export.HALF_WEIGHTS_ATOL
+
+    rounded = onnx_export.float16_weights
+
+    def wrong(onnx_model):
+        onnx_model = rounded(onnx_model)
+        first = onnx_model.graph.initializer[0]
+        first.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(first), first.name))
+        return onnx_model
+
+    monkeypatch.setattr(onnx_export, "float16_weights", wrong)
+    with pytest.raises(RuntimeError, match="float16 weights differs"):
+        onnx_export.checked_onnx(model, x, half_weights=True)
+
+
 def test_loss_asks_for_background_or_ventricles_where_ventricles_are_unknown():
     from msprofile.segmentation.train import NOT_LESION, dice_ce_loss
 
@@ -562,6 +595,24 @@ def test_mild_randomisation_changes_the_contrast_alone_and_is_the_fine_tuning_de
         train(
             np.zeros((2, 32, 32, 1), np.float32), np.zeros((2, 32, 32), np.uint8), TrainingSettings(randomisation="x")
         )
+
+
+def test_training_section_of_the_config_maps_onto_the_training_settings():
+    """Every hyper-parameter of config/config.yaml reaches TrainingSettings; a fine-tuning run
+    takes its epochs, learning rate and randomisation from the finetune_* keys."""
+    import yaml
+
+    from msprofile.segmentation.config import training_settings
+    from msprofile.segmentation.train import TrainingSettings
+
+    section = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]
+    section = {**section, "epochs": 41, "finetune_epochs": 3, "learning_rate": 1e-3, "finetune_learning_rate": 7e-5}
+    scratch = TrainingSettings(**training_settings(section, finetune=False))
+    tuned = TrainingSettings(**training_settings(section, finetune=True))
+    assert (scratch.epochs, scratch.learning_rate, scratch.randomisation) == (41, 1e-3, section["randomisation"])
+    assert (tuned.epochs, tuned.learning_rate, tuned.randomisation) == (3, 7e-5, section["finetune_randomisation"])
+    assert scratch.seed == tuned.seed == section["seed"]
+    assert scratch.normalisation == section["normalisation"]
 
 
 def test_shipped_model_transfers_to_another_scanner(tmp_path):

@@ -20,6 +20,9 @@ from msprofile.outputs import (
     stats_tables,
 )
 from msprofile.scheduling import coalesce_scheduler_wakeups
+from msprofile.segmentation.config import (
+    training_settings as training_settings_from_config,
+)
 from msprofile.scans import (
     SCAN_ID_PATTERN,
     SESSION_PATTERN,
@@ -388,26 +391,7 @@ def training_settings():
     with finetune_randomisation.
     """
     section = config["training"]
-    settings = {
-        k: v
-        for k, v in section.items()
-        if k
-        not in (
-            "name",
-            "subjects",
-            "cross_validate",
-            "init_model",
-            "phantoms",
-            "finetune_epochs",
-            "finetune_learning_rate",
-            "finetune_randomisation",
-        )
-    }
-    if section["init_model"]:
-        settings["epochs"] = section["finetune_epochs"]
-        settings["learning_rate"] = section["finetune_learning_rate"]
-        settings["randomisation"] = section["finetune_randomisation"]
-    return settings
+    return training_settings_from_config(section, finetune=bool(section["init_model"]))
 
 
 TRAINING_DIR = f"{RESULTS}/training/{config['training']['name']}"
