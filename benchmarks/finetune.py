@@ -4,21 +4,27 @@ Prints one ``name value unit`` line per figure. The site is the ISBI 2015 scanne
 (../shared/data/isbi_sample: 3 T, another vendor, lesion masks of two raters, no ventricle masks):
 
 1. isbi01-05 are preprocessed as the `preprocess` rule does;
-2. isbi03-05 are segmented by the shipped model's main network (``model.onnx`` alone, so that both
-   sides of the comparison are one network) and scored against rater 1 and rater 2;
+2. isbi03-05 are segmented by the shipped model as the `segment` rule does (the configuration's
+   ``ensemble_members`` and ``test_time_flips``; the shipped model has one network) and scored
+   against rater 1 and rater 2;
 3. the shipped model is fine-tuned on isbi01 and isbi02 (their rater-1 lesion masks; the
    ventricles, unlabelled, are left to the model) exactly as the `train` target does with
    ``training.init_model`` and the configuration's fine-tuning schedule
-   (``finetune_epochs``, ``finetune_learning_rate``, ``finetune_randomisation``), on two CPU
-   threads, and timed;
-4. isbi03-05 are segmented by the fine-tuned network and scored again.
+   (``finetune_epochs``, ``finetune_learning_rate``, ``finetune_randomisation``): one
+   cross-validation fold per tuning scan (tuned on the other scan, scored on it, kept as an
+   ensemble member), then the final network on both scans; on two CPU threads, timed;
+4. isbi03-05 are segmented by the fine-tuned model (its network and the folds' members, as the
+   `segment` rule runs it) and scored again.
 
 Figures: ``finetune_lesion_dice_zero_shot`` and ``finetune_lesion_dice_finetuned`` (mean lesion
 Dice against rater 1 over isbi03-05), ``finetune_gain_lesion_dice`` (their difference),
 the same against rater 2, ``finetune_minutes`` (the training step) and
 ``finetune_ventricle_volume_change`` (mean relative change of the predicted ventricle volume,
 which no label of the site constrains) and ``finetune_lesion_volume_ratio_zero_shot`` /
-``_finetuned`` (mean predicted over rater-1 lesion volume: above 1, over-segmentation).
+``_finetuned`` (mean predicted over rater-1 lesion volume: above 1, over-segmentation),
+``finetune_networks`` (the fine-tuned model's networks that segment) and
+``finetune_site_validation_lesion_dice`` (the folds' mean lesion Dice on their held-out tuning
+scan: the estimate a site gets from its own scans, in the model card).
 Target (issue 12): gain at least 0.05 in at most 20 minutes on 2 cores.
 """
 
@@ -45,18 +51,23 @@ TUNE = ("isbi01", "isbi02")
 SCORE = ("isbi03", "isbi04", "isbi05")
 
 
+def workflow_config() -> dict:
+    """The shipped configuration (config/config.yaml)."""
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
 def workflow_settings():
     """The training settings the workflow uses when fine-tuning with the shipped configuration."""
     from msprofile.segmentation.config import training_settings
     from msprofile.segmentation.train import TrainingSettings
 
-    section = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["training"]
-    return TrainingSettings(**training_settings(section, finetune=True))
+    return TrainingSettings(**training_settings(workflow_config()["training"], finetune=True))
 
 
-def segment_and_score(model_dir: Path, work: Path, tag: str) -> dict:
-    """Segment the scored subjects with the folder's main network; lesion Dice per rater,
-    predicted ventricle volume (mL) and predicted over rater-1 lesion volume per subject."""
+def segment_and_score(model_dir: Path, work: Path, tag: str, settings: dict) -> dict:
+    """Segment the scored subjects with the folder's model as the `segment` rule does with the
+    config's ``segmentation`` section (``settings``); lesion Dice per rater, predicted ventricle volume (mL) and
+    predicted over rater-1 lesion volume per subject."""
     from msprofile.geometry import Grid
     from msprofile.io import load_image, load_manual_labels
     from msprofile.jobs.segmentation import segment_subject
@@ -73,7 +84,8 @@ def segment_and_score(model_dir: Path, work: Path, tag: str) -> dict:
             model_dir,
             segmentation,
             folder / f"uncertainty_{tag}.nii.gz",
-            members=1,
+            members=settings["ensemble_members"],
+            flips=settings["test_time_flips"],
             device="cpu",
             threads=2,
         )
@@ -104,10 +116,16 @@ def main() -> None:
 
     from msprofile.io.models import read_card
     from msprofile.jobs.preprocess import preprocess_subject
-    from msprofile.jobs.training import train_final_model, write_training_labels, write_training_slices
+    from msprofile.jobs.training import (
+        cross_validation_fold,
+        train_final_model,
+        write_training_labels,
+        write_training_slices,
+    )
     from msprofile.preprocess import PreprocessSettings
 
     settings = workflow_settings()
+    segmentation = workflow_config()["segmentation"]
     if args.epochs:
         settings = replace(settings, epochs=args.epochs)
     if args.steps_per_epoch:
@@ -132,7 +150,7 @@ def main() -> None:
                 qc_json_path=folder / "qc.json",
                 qc_png_path=folder / "qc.png",
             )
-        zero_shot = segment_and_score(args.model, work, "zero_shot")
+        zero_shot = segment_and_score(args.model, work, "zero_shot", segmentation)
         for subject_id in TUNE:
             folder = work / subject_id
             write_training_labels(
@@ -151,19 +169,38 @@ def main() -> None:
             work / "slices.npz",
         )
         started = time.perf_counter()
-        train_final_model(
+        folds = []
+        for held_out in TUNE:
+            folds.append(
+                cross_validation_fold(
+                    held_out,
+                    work / "slices.npz",
+                    work / held_out / "flair_preproc.nii.gz",
+                    work / held_out / "brain_mask.nii.gz",
+                    ISBI / held_out / "wmh_rater1.nii.gz",
+                    "",
+                    work / f"fold_{held_out}.json",
+                    work / f"fold_{held_out}.onnx",
+                    settings,
+                    init_model_dir=args.model,
+                    flips=segmentation["test_time_flips"],
+                    device="cpu",
+                )
+            )
+        card = train_final_model(
             "finetuned",
             work / "slices.npz",
-            [],
-            [],
+            [work / f"fold_{s}.json" for s in TUNE],
+            [work / f"fold_{s}.onnx" for s in TUNE],
             work / "finetuned",
             settings,
             preprocessing=preprocessing,
             init_model_dir=args.model,
+            flips=segmentation["test_time_flips"],
             device="cpu",
         )
         minutes = (time.perf_counter() - started) / 60.0
-        tuned = segment_and_score(work / "finetuned", work, "finetuned")
+        tuned = segment_and_score(work / "finetuned", work, "finetuned", segmentation)
 
     for rater, suffix in (("rater1", ""), ("rater2", "_rater2")):
         before, after = float(np.mean(zero_shot[rater])), float(np.mean(tuned[rater]))
@@ -177,6 +214,9 @@ def main() -> None:
     print(f"# network input: {read_card(args.model)['input'].get('normalisation')} (the initial model's, kept)")
     print(f"finetune_epochs {settings.epochs} epochs")
     print(f"# randomisation when fine-tuning: {settings.randomisation}")
+    print(f"finetune_networks {min(len(card['ensemble']['networks']), segmentation['ensemble_members'])} networks")
+    site = [row["dice"] for fold in folds for row in fold["rows"] if row["class_name"] == "lesions"]
+    print(f"finetune_site_validation_lesion_dice {np.mean(site):.3f} Dice")
     print(f"finetune_minutes {minutes:.2f} min")
 
 
