@@ -51,19 +51,6 @@ TUNE = ("isbi01", "isbi02")
 SCORE = ("isbi03", "isbi04", "isbi05")
 
 
-def workflow_config() -> dict:
-    """The shipped configuration (config/config.yaml)."""
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-
-
-def workflow_settings():
-    """The training settings the workflow uses when fine-tuning with the shipped configuration."""
-    from msprofile.segmentation.config import training_settings
-    from msprofile.segmentation.train import TrainingSettings
-
-    return TrainingSettings(**training_settings(workflow_config()["training"], finetune=True))
-
-
 def segment_and_score(model_dir: Path, work: Path, tag: str, settings: dict) -> dict:
     """Segment the scored subjects with the folder's model as the `segment` rule does with the
     config's ``segmentation`` section (``settings``); lesion Dice per rater, predicted ventricle volume (mL) and
@@ -123,9 +110,13 @@ def main() -> None:
         write_training_slices,
     )
     from msprofile.preprocess import PreprocessSettings
+    from msprofile.segmentation.config import training_settings
+    from msprofile.segmentation.train import TrainingSettings
 
-    settings = workflow_settings()
-    segmentation = workflow_config()["segmentation"]
+    # The shipped configuration, as the workflow reads it for a fine-tuning run.
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    settings = TrainingSettings(**training_settings(config["training"], finetune=True))
+    segmentation = config["segmentation"]
     if args.epochs:
         settings = replace(settings, epochs=args.epochs)
     if args.steps_per_epoch:
