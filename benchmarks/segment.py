@@ -4,7 +4,8 @@ Prints one ``name value unit`` line per figure, for the shipped model and for th
 width (base filters 64, 31.4 M parameters; random weights, exported the same way):
 
 * forward pass in ms per slice on the CPU with 2 threads and with 1 thread (a real 20-slice
-  subject of ../shared/data/flair_sample, batch 8 as the segment rule runs it), median and
+  subject of ../shared/data/flair_sample, in batches of ``segmentation.batch_size`` of
+  config/config.yaml as the segment rule runs it; ``--batch-size`` for another), median and
   minimum over repeats after a warm-up;
 * per-job overhead in s: a fresh Python process doing everything a segment job does but the
   forward pass (interpreter start, imports, checksum, model load, reading the inputs),
@@ -52,11 +53,13 @@ def python_seconds(code: str, repeats: int) -> list[float]:
     return seconds
 
 
-def forward_ms_per_slice(model_dir: Path, batch: np.ndarray, device: str, threads: int, repeats: int) -> list[float]:
+def forward_ms_per_slice(
+    model_dir: Path, batch: np.ndarray, device: str, threads: int, repeats: int, batch_size: int
+) -> list[float]:
     from msprofile.jobs.segmentation import load_network
 
     network, _ = load_network(model_dir, device=device, threads=threads)
-    run = lambda: [network(batch[i : i + 8]) for i in range(0, len(batch), 8)]  # noqa: E731
+    run = lambda: [network(batch[i : i + batch_size]) for i in range(0, len(batch), batch_size)]  # noqa: E731
     run()
     times = []
     for _ in range(repeats):
@@ -66,7 +69,9 @@ def forward_ms_per_slice(model_dir: Path, batch: np.ndarray, device: str, thread
     return times
 
 
-def ensemble_forward_seconds(model_dir: Path, paths: dict, members: int, flips: bool, repeats: int) -> list[float]:
+def ensemble_forward_seconds(
+    model_dir: Path, paths: dict, members: int, flips: bool, repeats: int, batch_size: int
+) -> list[float]:
     """In-process seconds of the ensemble's forward passes for one subject (sessions warm)."""
     from msprofile.geometry import Grid
     from msprofile.io import load_image, read_grid
@@ -79,7 +84,7 @@ def ensemble_forward_seconds(model_dir: Path, paths: dict, members: int, flips: 
     model_grid = Grid(flair.shape, affine)
     brain = brain_to_model(load_image(paths["brain_mask"], "bench")[0] > 0, read_grid(paths["brain_mask"]), model_grid)
     options = {"normalisation": input_normalisation(card), "context": int(card["input"].get("context_slices", 0))}
-    run = lambda: ensemble_probabilities(networks, flair, brain, flips=flips, **options)  # noqa: E731
+    run = lambda: ensemble_probabilities(networks, flair, brain, flips=flips, batch_size=batch_size, **options)  # noqa: E731
     run()
     seconds = []
     for _ in range(repeats):
@@ -90,7 +95,7 @@ def ensemble_forward_seconds(model_dir: Path, paths: dict, members: int, flips: 
 
 
 def segment_job_seconds(
-    model_dir: Path, paths: dict, out: Path, members: int, flips: bool, repeats: int
+    model_dir: Path, paths: dict, out: Path, members: int, flips: bool, repeats: int, batch_size: int
 ) -> list[float]:
     """Wall seconds of fresh processes running a whole segment job on 2 threads."""
     return python_seconds(
@@ -98,7 +103,7 @@ def segment_job_seconds(
         from msprofile.jobs.segmentation import segment_subject
         segment_subject("bench", {str(paths["flair_preproc"])!r}, {str(paths["brain_mask"])!r}, {str(model_dir)!r},
                         {str(out / "seg.nii.gz")!r}, {str(out / "unc.nii.gz")!r}, members={members},
-                        flips={flips}, device="cpu", threads=2)
+                        flips={flips}, device="cpu", batch_size={batch_size}, threads=2)
         """),
         repeats,
     )
@@ -120,6 +125,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=REPO / "resources" / "models" / "msprofile-default")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--shipped-only", action="store_true", help="leave out the reference-width model")
+    parser.add_argument("--batch-size", type=int, help="slices per forward pass (default: the config's)")
     args = parser.parse_args()
     if not (SAMPLE / SUBJECT / "flair.nii.gz").is_file():
         raise SystemExit(f"real sample not found at {SAMPLE.resolve()}")
@@ -154,12 +160,14 @@ def main() -> None:
         segmentation = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["segmentation"]
         shipped_members = segmentation["ensemble_members"]
         flips = segmentation["test_time_flips"]
+        batch_size = args.batch_size or segmentation["batch_size"]
+        print(f"batch_size {batch_size} slices")
         card = json.loads((args.model / "model.json").read_text())
         available = len(card.get("ensemble", {}).get("networks", ["model.onnx"]))
         print(f"shipped_ensemble_networks {min(shipped_members, available)} networks")
         for members, name in ((1, "single_network"), (shipped_members, "ensemble")):
-            job = segment_job_seconds(args.model, paths, tmp, members, flips, args.repeats)
-            forward = ensemble_forward_seconds(args.model, paths, members, flips, args.repeats)
+            job = segment_job_seconds(args.model, paths, tmp, members, flips, args.repeats, batch_size)
+            forward = ensemble_forward_seconds(args.model, paths, members, flips, args.repeats, batch_size)
             print(f"shipped_{name}_seconds_per_20_slice_subject_2threads {statistics.median(job):.2f} s")
             print(f"shipped_{name}_forward_seconds_per_20_slice_subject_2threads {statistics.median(forward):.2f} s")
             print(f"shipped_{name}_overhead_seconds {statistics.median(job) - statistics.median(forward):.2f} s")
@@ -168,10 +176,10 @@ def main() -> None:
 
         for label, model_dir in models.items():
             for threads in (2, 1):
-                ms = forward_ms_per_slice(model_dir, batch, "cpu", threads, args.repeats)
+                ms = forward_ms_per_slice(model_dir, batch, "cpu", threads, args.repeats, batch_size)
                 print(f"{label}_forward_ms_per_slice_cpu_{threads}threads_median {statistics.median(ms):.1f} ms")
                 print(f"{label}_forward_ms_per_slice_cpu_{threads}threads_min {min(ms):.1f} ms")
-            ms = forward_ms_per_slice(model_dir, batch, "cpu", 2, args.repeats)
+            ms = forward_ms_per_slice(model_dir, batch, "cpu", 2, args.repeats, batch_size)
             print(
                 f"{label}_forward_seconds_per_20_slice_subject_cpu_2threads {statistics.median(ms) * 20 / 1000:.2f} s"
             )
@@ -195,7 +203,7 @@ def main() -> None:
                 from msprofile.jobs.segmentation import segment_subject
                 segment_subject("bench", {str(paths["flair_preproc"])!r}, {str(paths["brain_mask"])!r},
                                 {str(model_dir)!r}, {str(tmp / "seg.nii.gz")!r}, {str(tmp / "unc.nii.gz")!r},
-                                device="cpu", threads=2)
+                                device="cpu", batch_size={batch_size}, threads=2)
                 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
             """),
                 ],
@@ -207,7 +215,7 @@ def main() -> None:
             import onnxruntime
 
             if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                ms = forward_ms_per_slice(model_dir, batch, "gpu", 0, args.repeats)
+                ms = forward_ms_per_slice(model_dir, batch, "gpu", 0, args.repeats, batch_size)
                 print(f"{label}_forward_ms_per_slice_gpu_median {statistics.median(ms):.2f} ms")
             card = json.loads((Path(model_dir) / "model.json").read_text())
             print(f"{label}_onnx_file_size {card['files']['model.onnx']['size_bytes'] / 1e6:.1f} MB")

@@ -394,7 +394,8 @@ def test_network_input_follows_the_card_and_unknown_inputs_are_refused():
 def test_slice_zscore_model_gets_exactly_the_probabilities_of_msprofile_0_2(tmp_path):
     """The shipped model (trained on slice z-scores) sees exactly the input and runs on exactly
     the slices it did before the white-matter-peak input existed; the oracle is the 0.2 code
-    (every whole slice z-scored, batches of 8, all slices), written out here."""
+    (every whole slice z-scored, batches of 8, all slices), written out here. The batch size
+    (one slice per call by default) changes no bit of it."""
     from msprofile.jobs.segmentation import load_networks
     from msprofile.segmentation.data import SLICE_ZSCORE
     from msprofile.segmentation.infer import ensemble_probabilities
@@ -411,8 +412,11 @@ def test_slice_zscore_model_gets_exactly_the_probabilities_of_msprofile_0_2(tmp_
     sd = slices.std(axis=(1, 2), keepdims=True)
     batch = np.where(sd > 0, (slices - mean) / np.where(sd > 0, sd, 1.0), 0.0)[..., None].astype(np.float32)
     oracle = np.moveaxis(np.concatenate([networks[0](batch[i : i + 8]) for i in range(0, len(batch), 8)]), 0, 2)
-    probabilities = ensemble_probabilities(networks, result.flair, brain, normalisation=SLICE_ZSCORE)
-    np.testing.assert_array_equal(probabilities, oracle)
+    for batch_size in (1, 3, 8, len(batch)):
+        probabilities = ensemble_probabilities(
+            networks, result.flair, brain, normalisation=SLICE_ZSCORE, batch_size=batch_size
+        )
+        np.testing.assert_array_equal(probabilities, oracle)
     flipped = ensemble_probabilities(networks, result.flair, brain, normalisation=SLICE_ZSCORE, flips=True)
     assert not np.array_equal(flipped, oracle)
     np.testing.assert_allclose(flipped.sum(axis=-1), 1.0, atol=1e-5)

@@ -40,7 +40,7 @@ def segment_subject(
     members: int = 1,
     flips: bool = False,
     device: str = "auto",
-    batch_size: int = 8,
+    batch_size: int = 1,
     threads: int = 0,
 ) -> dict:
     """Segment one preprocessed subject with an ensemble and write its native-grid labels and

@@ -219,6 +219,7 @@ def cross_validation_fold(
         normalisation=settings.normalisation,
         context=settings.context_slices,
         flips=flips,
+        batch_size=settings.batch_size,
     )
     predicted = native_labels(probabilities, model_grid, native, brain > 0)
     reference, _, classes = load_manual_labels(held_out, wmh_path, ventricles_path, native)
