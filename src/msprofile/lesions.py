@@ -298,6 +298,15 @@ def classify_lesions_2d(
     return class_volume, lesions2d
 
 
+def _component_minimum(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """The smallest of ``values`` per component: ``values`` and ``ids`` (1..n) of the components'
+    pixels -> (n,) float64. What ``ndimage.minimum(image, components, 1..n)`` gives, from the
+    lesion pixels alone instead of a sort of the whole slice."""
+    smallest = np.full(n, np.inf)
+    np.minimum.at(smallest, ids - 1, values.astype(np.float64))
+    return smallest
+
+
 def _classify_slice(lesion, ventricles, csf, dx, dy, rule: LesionRule):
     components, n = ndimage.label(lesion, structure=_EIGHT)
     index = np.arange(1, n + 1)
@@ -311,7 +320,7 @@ def _classify_slice(lesion, ventricles, csf, dx, dy, rule: LesionRule):
     nan = np.full(n, np.nan)
     if ventricles.any():
         distance = ndimage.distance_transform_edt(~ventricles, sampling=(dx, dy))
-        edge_v = np.asarray(ndimage.minimum(distance, components, index), dtype=np.float64)
+        edge_v = _component_minimum(distance[rows, cols], ids, n)
         tree = cKDTree(np.argwhere(ventricles) * np.array([dx, dy]))
         centroid_v, _ = tree.query(np.column_stack([centroid_row * dx, centroid_col * dy]))
         centroid_v = np.asarray(centroid_v, dtype=np.float64)
@@ -319,7 +328,7 @@ def _classify_slice(lesion, ventricles, csf, dx, dy, rule: LesionRule):
         edge_v, centroid_v = nan, nan
     if csf.any():
         distance = ndimage.distance_transform_edt(~csf, sampling=(dx, dy))
-        edge_c = np.asarray(ndimage.minimum(distance, components, index), dtype=np.float64)
+        edge_c = _component_minimum(distance[rows, cols], ids, n)
     else:
         edge_c = nan
 
