@@ -265,6 +265,25 @@ def test_1mm_isotropic_stored_sagittally_gives_the_same_volumes(subject, workdir
     assert qc_flags(case.qc) == []
 
 
+@pytest.mark.slow
+def test_1mm_isotropic_keeps_the_periventricular_split_of_another_subject(tmp_path):
+    """105074 at 1 mm: the lesion rule's 6.5 mm slabs show the ventricle where a quarter of
+    their sections have it (msprofile.lesions.SLAB_VENTRICLE_FRACTION); with any section, the
+    ventricles grew to their largest section and 72 % of the paraventricular volume (3.91 ->
+    1.09 mL) was called periventricular."""
+    other = SampleSubject("105074")
+    original = run_jobs(tmp_path / "original", rep.nifti(other.flair, other.affine), subject_id="105074")
+    iso, iso_affine = rep.regrid(other.flair, other.affine, [1.0, 1.0, 1.0])
+    case = run_jobs(
+        tmp_path / "iso", rep.nifti(*rep.permuted(iso, iso_affine, axes=(1, 2, 0), flip=(0,))), subject_id="105074"
+    )
+    assert case.metrics["slices_per_rule_slice"] == 7
+    for key in ("ventricle_volume_ml", "lesion_volume_ml"):
+        assert case.metrics[key] == pytest.approx(original.metrics[key], rel=0.10), key
+    for key in ("pewmh_volume_ml", "pawmh_volume_ml"):
+        assert case.metrics[key] == pytest.approx(original.metrics[key], rel=0.15), key
+
+
 # --- friction with valid input --------------------------------------------------------------------
 
 

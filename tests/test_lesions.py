@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
-from msprofile.labels import LesionClass
+from msprofile.labels import LesionClass, SegmentationClass
 from msprofile.lesions import (
     LESIONS_2D_COLUMNS,
     LESIONS_3D_COLUMNS,
@@ -27,6 +27,7 @@ from msprofile.lesions import (
     csf_mask,
     lesion_profile,
     lesions_3d,
+    rule_slices,
     subject_metrics,
 )
 
@@ -512,3 +513,21 @@ def test_per_component_minimum_is_what_scipy_gives(lesion, seed):
     rows, cols = np.nonzero(components)
     expected = np.asarray(ndimage.minimum(distance, components, np.arange(1, n + 1)), dtype=np.float64)
     np.testing.assert_array_equal(_component_minimum(distance[rows, cols], components[rows, cols], n), expected)
+
+
+def test_a_slab_shows_the_ventricle_where_a_quarter_of_its_slices_have_it():
+    """A thick slice shows the ventricle only where it fills enough of the slice: in a slab of
+    7 thin slices, ventricle in 1 of them is not ventricle, in 2 it is; lesion in any one of
+    them is lesion, also over ventricle. Slabs of 2 slices (3 mm slices) keep any ventricle."""
+    labels = np.zeros((4, 1, 7), np.uint8)
+    labels[0, 0, 3] = SegmentationClass.VENTRICLES
+    labels[1, 0, 2:4] = SegmentationClass.VENTRICLES
+    labels[2, 0, 3] = SegmentationClass.LESIONS
+    labels[3, 0, :6] = SegmentationClass.VENTRICLES
+    labels[3, 0, 6] = SegmentationClass.LESIONS
+    ones = np.ones(labels.shape)
+    slab = rule_slices(labels, ones, ones > 0, (1.0, 1.0, 1.0), 7)
+    assert slab.labels[:, 0, 0].tolist() == [0, 1, 2, 2]
+    assert slab.voxel_size_mm == (1.0, 1.0, 7.0)
+    pairs = rule_slices(labels[:, :, 2:4], ones[:, :, 2:4], ones[:, :, 2:4] > 0, (1.0, 1.0, 3.0), 2)
+    assert pairs.labels[:, 0, 0].tolist() == [1, 1, 2, 1]
