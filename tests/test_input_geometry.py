@@ -253,13 +253,19 @@ def test_512_matrix_gives_the_same_volumes(subject, workdir, original):
     assert qc_flags(case.qc) == []
 
 
+def one_mm_stored_sagittally(flair: np.ndarray, affine: np.ndarray) -> tuple[nib.Nifti1Image, int]:
+    """The scan resampled to 1 mm isotropic (cubic spline) and stored sagittally, and its number
+    of axial 1 mm slices."""
+    iso, iso_affine = rep.regrid(flair, affine, [1.0, 1.0, 1.0])
+    return rep.nifti(*rep.permuted(iso, iso_affine, axes=(1, 2, 0), flip=(0,))), iso.shape[2]
+
+
 @pytest.mark.slow
 def test_1mm_isotropic_stored_sagittally_gives_the_same_volumes(subject, workdir, original):
-    iso, iso_affine = rep.regrid(subject.flair, subject.affine, [1.0, 1.0, 1.0])
-    data, affine = rep.permuted(iso, iso_affine, axes=(1, 2, 0), flip=(0,))
-    case = run_jobs(workdir / "iso_sagittal", rep.nifti(data, affine))
+    image, axial_slices = one_mm_stored_sagittally(subject.flair, subject.affine)
+    case = run_jobs(workdir / "iso_sagittal", image)
     assert case.qc["acquisition"]["kind"] == "3d" and case.qc["acquisition"]["plane"] == "axial"
-    assert case.qc["model_grid"]["shape"][2] == iso.shape[2], "the 1 mm slices are segmented as they are"
+    assert case.qc["model_grid"]["shape"][2] == axial_slices, "the 1 mm slices are segmented as they are"
     assert case.metrics["slices_per_rule_slice"] == 7, "the lesion rule runs on 7 mm slabs of them"
     assert_volumes_within_bounds(case, original)
     assert qc_flags(case.qc) == []
@@ -273,10 +279,7 @@ def test_1mm_isotropic_keeps_the_periventricular_split_of_another_subject(tmp_pa
     1.09 mL) was called periventricular."""
     other = SampleSubject("105074")
     original = run_jobs(tmp_path / "original", rep.nifti(other.flair, other.affine), subject_id="105074")
-    iso, iso_affine = rep.regrid(other.flair, other.affine, [1.0, 1.0, 1.0])
-    case = run_jobs(
-        tmp_path / "iso", rep.nifti(*rep.permuted(iso, iso_affine, axes=(1, 2, 0), flip=(0,))), subject_id="105074"
-    )
+    case = run_jobs(tmp_path / "iso", one_mm_stored_sagittally(other.flair, other.affine)[0], subject_id="105074")
     assert case.metrics["slices_per_rule_slice"] == 7
     for key in ("ventricle_volume_ml", "lesion_volume_ml"):
         assert case.metrics[key] == pytest.approx(original.metrics[key], rel=0.10), key

@@ -57,11 +57,12 @@ Conventions a caller must know
   ``LesionRule.slice_thickness_mm`` are grouped, from the most inferior one, into slabs of
   that thickness (:func:`slices_per_rule_slice`), and the rule runs on each slab's footprint
   (a pixel is lesion where any slice of the slab has lesion, ventricle where a quarter of
-  them have ventricle and none lesion; the slab's FLAIR is the mean of its slices, its brain the union),
-  as a thick slice shows them. Every lesion voxel takes the class of the footprint lesion it
-  lies in. Areas (mm^2, summed over rule slices) come from the footprints, so that they
-  compare with thick-slice areas; volumes come from the voxels themselves. Thick slices are
-  rule slices of one slice each: the reference's rule, unchanged.
+  them have ventricle and none lesion; the slab's FLAIR is the mean of its slices, its brain
+  the union), as a thick slice shows them. Every lesion voxel takes the class of the
+  footprint lesion it lies in. Areas (mm^2, summed over rule slices) come from the
+  footprints, so that they compare with thick-slice areas; volumes come from the voxels
+  themselves. Thick slices are rule slices of one slice each: the reference's rule,
+  unchanged.
 * **Reference intracranial window**: slices 8 to 15 (0-based array indices on the last axis,
   ``brain[..., 8:16]``, 8 slices), taken in the order the array holds them; NaN when the volume
   has fewer than 16 slices. The whole-brain area is the primary measure.
