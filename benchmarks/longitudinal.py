@@ -7,7 +7,9 @@ change map (follow-up native grid) is brought into the data set's common space t
 follow-up's ITK transform and compared with the expert change mask there
 (:func:`msprofile.longitudinal.change_detection_scores`). Prints per patient and as the mean
 over patients: lesion-wise sensitivity and precision of new or enlarging lesions, voxel Dice,
-registration correlation, and the registration's error against the data set's own transforms
+the share of expert lesions the follow-up segmentation touches at all (the sensitivity no rule
+picking among segmented lesions can exceed), registration correlation, and the registration's
+error against the data set's own transforms
 (mean distance in mm over the baseline brain). Without ``--quick`` it also registers the
 baseline of one patient to the follow-up of the other, the case of two people's scans paired by
 mistake, and prints that pair's correlation (it should fall below the poor-registration limit).
@@ -68,6 +70,7 @@ def evaluate_patient(patient: str, files: dict, folder: Path) -> dict:
     from msprofile.geometry import Grid, resample
     from msprofile.io import load_json, read_grid, read_itk_affine
     from msprofile.jobs.longitudinal import change_pair
+    from msprofile.labels import SegmentationClass
     from msprofile.longitudinal import ChangeSettings, change_detection_scores
 
     pair = folder / f"patient{patient}"
@@ -94,6 +97,13 @@ def evaluate_patient(patient: str, files: dict, folder: Path) -> dict:
     followup_grid = read_grid(pair / "new_or_enlarging_lesions.nii.gz")
     predicted = resample((labels > 0).astype(np.uint8), followup_grid, common, order=0, transform=common_to_followup)
     scores = change_detection_scores(predicted > 0, truth)
+    # The ceiling of any rule that picks among the follow-up's segmented lesions: the share of
+    # expert lesions that segmentation touches at all.
+    followup_lesions = np.asarray(nib.load(files["study2"]["segmentation"]).dataobj) == SegmentationClass.LESIONS
+    segmented = resample(
+        followup_lesions.astype(np.uint8), followup_grid, common, order=0, transform=common_to_followup
+    )
+    ceiling = change_detection_scores(segmented > 0, truth)["sensitivity"]
 
     # The data set's transforms give the true baseline -> follow-up mapping.
     true_matrix = common_to_followup @ np.linalg.inv(common_to_baseline)
@@ -105,6 +115,7 @@ def evaluate_patient(patient: str, files: dict, folder: Path) -> dict:
     return scores | {
         "registration_correlation": record["registration"]["correlation"],
         "registration_error_mm": error_mm,
+        "segmented_expert_share": ceiling,
         "new_or_enlarging": record["counts"]["new_or_enlarging_lesions"],
         "status": record["status"],
     }
@@ -139,6 +150,8 @@ def main(argv=None) -> None:
                 print(f"patient{patient}_{name} {results[patient][name]:.3f} ratio")
             print(f"patient{patient}_expert_lesions {results[patient]['expert_lesions']} lesions")
             print(f"patient{patient}_predicted_lesions {results[patient]['predicted_lesions']} lesions")
+            segmented_share = results[patient]["segmented_expert_share"]
+            print(f"patient{patient}_expert_lesions_segmented_at_followup {segmented_share:.3f} ratio")
             print(f"patient{patient}_registration_correlation {results[patient]['registration_correlation']:.3f} r")
             print(f"patient{patient}_registration_error {results[patient]['registration_error_mm']:.2f} mm")
         for name in ("sensitivity", "precision", "dice"):
