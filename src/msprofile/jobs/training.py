@@ -17,6 +17,7 @@ from ..io import load_image, load_json, load_manual_labels, load_npz, read_grid,
 from ..io.models import load_keras_model, read_card, save_model
 from ..labels import SEGMENTATION_CLASS_NAMES
 from ..segmentation.data import (
+    BRAIN_SLICE_ZSCORE,
     LEGACY_NORMALISATION_TEXT,
     NORMALISATION,
     SLICE_ZSCORE,
@@ -52,6 +53,10 @@ NORMALISATION_TEXT = {
         "of the brain histogram is 1 and clipped to [0, 6]"
     ),
     SLICE_ZSCORE: LEGACY_NORMALISATION_TEXT,
+    BRAIN_SLICE_ZSCORE: (
+        "brain percentiles 1 and 99 mapped to 0 and 1 (preprocess), set to 0 outside the brain mask, "
+        "then each slice z-scored"
+    ),
 }
 
 
@@ -78,10 +83,11 @@ def write_training_labels(
 def write_training_slices(subject_ids, flair_preproc_paths, brain_mask_paths, label_paths, out_path) -> None:
     """Stack every subject's slices into one ``.npz``: ``x`` (N, H, W) preprocessed slices
     divided by their subject's white-matter peak, not clipped
-    (:func:`msprofile.segmentation.data.scaled_to_peak`; :func:`training_inputs` makes either
-    network input from them), ``y`` (N, H, W) labels, ``subject`` (N,) subject IDs, every slice
-    of every subject in order (so that a slice's neighbours can be stacked as channels)."""
-    xs, ys, owners = [], [], []
+    (:func:`msprofile.segmentation.data.scaled_to_peak`; :func:`training_inputs` makes every
+    network input from them), ``brain`` (N, H, W) bool brain masks, ``y`` (N, H, W) labels,
+    ``subject`` (N,) subject IDs, every slice of every subject in order (so that a slice's
+    neighbours can be stacked as channels)."""
+    xs, brains, ys, owners = [], [], [], []
     for subject_id, flair_path, mask_path, label_path in zip(
         subject_ids, flair_preproc_paths, brain_mask_paths, label_paths
     ):
@@ -90,9 +96,12 @@ def write_training_slices(subject_ids, flair_preproc_paths, brain_mask_paths, la
         brain = load_image(mask_path, subject_id, dtype=np.uint8)[0]
         brain_model = brain_to_model(brain, read_grid(mask_path), model_grid)
         xs.append(np.moveaxis(scaled_to_peak(flair, brain_model), 2, 0))
+        brains.append(np.moveaxis(brain_model, 2, 0))
         ys.append(network_labels(load_image(label_path, subject_id, dtype=np.uint8)[0]))
         owners += [subject_id] * flair.shape[2]
-    save_npz(out_path, x=np.concatenate(xs), y=np.concatenate(ys), subject=np.array(owners))
+    save_npz(
+        out_path, x=np.concatenate(xs), brain=np.concatenate(brains), y=np.concatenate(ys), subject=np.array(owners)
+    )
 
 
 def training_inputs(
@@ -101,16 +110,26 @@ def training_inputs(
     """Training material of the stacked slices of :func:`write_training_slices` for a network
     trained on ``normalisation``: ``x`` (M, H, W, 1 + 2 ``context``) with each slice's neighbours
     of the same subject as channels, ``y`` (M, H, W), ``owners`` (M,); slices with no head are
-    left out. ``x`` is in anchored units either way: clipped to [0, 6]
+    left out. ``x`` is in anchored units in every case: clipped to [0, 6]
     (:func:`msprofile.segmentation.data.clip_anchored`) for
     :data:`~msprofile.segmentation.data.WHITE_MATTER_PEAK`, unclipped for
-    :data:`~msprofile.segmentation.data.SLICE_ZSCORE`, whose z-scoring of each slice
-    :func:`msprofile.segmentation.train.augment_batch` does after augmentation (z-scores do not
-    change with the scale, so the network then sees what :func:`~msprofile.segmentation.data.zscored_slices`
-    makes at inference)."""
+    :data:`~msprofile.segmentation.data.SLICE_ZSCORE`, and set to 0 outside the brain for
+    :data:`~msprofile.segmentation.data.BRAIN_SLICE_ZSCORE`; the z-scoring of each slice of these
+    two :func:`msprofile.segmentation.train.augment_batch` does after augmentation (z-scores do
+    not change with the scale, so the network then sees what
+    :func:`~msprofile.segmentation.data.model_input` makes at inference). Raises ValueError for
+    :data:`~msprofile.segmentation.data.BRAIN_SLICE_ZSCORE` slices written without brain masks
+    (by msprofile before that input existed: rerun the ``training_slices`` job)."""
     x, y, owners = slices["x"], slices["y"], slices["subject"].astype(str)
     if normalisation == WHITE_MATTER_PEAK:
         x = clip_anchored(x)
+    elif normalisation == BRAIN_SLICE_ZSCORE:
+        if "brain" not in slices:
+            raise ValueError(
+                "the training slices have no brain masks (written by an older msprofile); "
+                "delete them and rerun the training_slices job"
+            )
+        x = np.where(slices["brain"], x, 0.0).astype(np.float32)
     xs, ys, kept = [], [], []
     for subject_id in dict.fromkeys(owners):
         rows = owners == subject_id

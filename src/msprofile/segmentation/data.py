@@ -12,13 +12,21 @@ from ..geometry import Grid, resample, to_canonical
 #: z-scored on its own over the whole model-grid slice (:func:`zscored_slices`; the input of
 #: msprofile <= 0.2 and of the shipped ``msprofile-default``); ``white_matter_peak``: the
 #: preprocessed image anchored to the white-matter peak (:func:`anchor_intensities`), run on the
-#: brain's bounding box, optionally with neighbouring slices as channels.
+#: brain's bounding box, optionally with neighbouring slices as channels;
+#: ``brain_slice_zscore``: the preprocessed image set to 0 outside the brain mask, then every
+#: slice z-scored over the whole slice (:func:`brain_zscored_slices`). The network then sees
+#: the same input for a scan with skull and for a skull-stripped copy of it, whatever the
+#: scalp of the site looks like.
 SLICE_ZSCORE = "slice_zscore"
 WHITE_MATTER_PEAK = "white_matter_peak"
-NORMALISATIONS = (SLICE_ZSCORE, WHITE_MATTER_PEAK)
+BRAIN_SLICE_ZSCORE = "brain_slice_zscore"
+NORMALISATIONS = (SLICE_ZSCORE, WHITE_MATTER_PEAK, BRAIN_SLICE_ZSCORE)
+#: The inputs whose slices are z-scored one by one (training z-scores each augmented patch with
+#: its whole slice's mean and SD, as inference does).
+ZSCORED_NORMALISATIONS = (SLICE_ZSCORE, BRAIN_SLICE_ZSCORE)
 #: The input new trainings use unless ``training.normalisation`` says otherwise (fine-tuning
 #: keeps its initial model's input).
-NORMALISATION = WHITE_MATTER_PEAK
+NORMALISATION = BRAIN_SLICE_ZSCORE
 #: The free-text ``normalisation`` of model cards written before ``input.normalisation`` existed:
 #: such a card means :data:`SLICE_ZSCORE`.
 LEGACY_NORMALISATION_TEXT = "brain percentiles 1 and 99 mapped to 0 and 1 (preprocess), then each slice z-scored"
@@ -100,6 +108,16 @@ def zscored_slices(flair_model: np.ndarray) -> np.ndarray:
     return np.where(sd > 0, (slices - mean) / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
 
 
+def brain_zscored_slices(flair_model: np.ndarray, brain_model: np.ndarray) -> np.ndarray:
+    """Model-grid image (X, Y, Z) and bool brain mask (X, Y, Z) -> slices (Z, X, Y) float32: the
+    image set to 0 outside the brain, then each slice z-scored over the whole slice
+    (:func:`zscored_slices`), the :data:`BRAIN_SLICE_ZSCORE` input. With the scalp left in, a
+    slice's mean and SD move with the scalp's share and brightness: msprofile-default, which
+    z-scores whole slices with skull, changed 104252's lesion volume by 12 % and 105755's by
+    73 % when given skull-stripped copies of the same scans."""
+    return zscored_slices(np.where(np.asarray(brain_model, dtype=bool), np.asarray(flair_model, dtype=np.float32), 0.0))
+
+
 def brain_to_model(brain: np.ndarray, native: Grid, model: Grid) -> np.ndarray:
     """A native-grid brain mask on the model grid (nearest neighbour), bool (X, Y, Z)."""
     return labels_to_model(np.asarray(brain > 0, dtype=np.uint8), native, model) > 0
@@ -124,10 +142,14 @@ def network_input(anchored: np.ndarray, context: int = 0) -> np.ndarray:
 def model_input(flair_model: np.ndarray, brain_model: np.ndarray, normalisation: str, context: int = 0) -> np.ndarray:
     """The network batch (Z, X, Y, 1 + 2 ``context``) float32 of a preprocessed model-grid image
     (X, Y, Z) for a model trained on ``normalisation`` (one of :data:`NORMALISATIONS`;
-    ``brain_model``: bool brain mask on the same grid, the anchor of :data:`WHITE_MATTER_PEAK`).
+    ``brain_model``: bool brain mask on the same grid, the anchor of :data:`WHITE_MATTER_PEAK` and
+    the extent of :data:`BRAIN_SLICE_ZSCORE`).
     ValueError for another ``normalisation``."""
     if normalisation == SLICE_ZSCORE:
         return np.ascontiguousarray(context_stack(zscored_slices(flair_model), context), dtype=np.float32)
+    if normalisation == BRAIN_SLICE_ZSCORE:
+        slices = brain_zscored_slices(flair_model, brain_model)
+        return np.ascontiguousarray(context_stack(slices, context), dtype=np.float32)
     if normalisation == WHITE_MATTER_PEAK:
         return network_input(anchor_intensities(flair_model, brain_model), context)
     raise ValueError(f"unknown network input normalisation {normalisation!r}; known: {', '.join(NORMALISATIONS)}")

@@ -61,9 +61,10 @@ def ensemble_probabilities(
     :func:`keras_network`). ``flair_model``: the preprocessed image (X, Y, Z); ``brain_model``:
     bool brain mask on the same grid. ``normalisation``: the input the networks were trained on
     (:func:`msprofile.segmentation.data.model_input`). :data:`~msprofile.segmentation.data.WHITE_MATTER_PEAK`
-    networks run on :func:`brain_box` only (elsewhere: background with probability 1);
-    :data:`~msprofile.segmentation.data.SLICE_ZSCORE` networks on every whole slice, as they were
-    trained (one network without flips then gives exactly the probabilities of msprofile <= 0.2).
+    networks run on :func:`brain_box` only (elsewhere: background with probability 1); the
+    z-scored inputs' networks (:data:`~msprofile.segmentation.data.ZSCORED_NORMALISATIONS`) on
+    every whole slice, as they were trained (one :data:`~msprofile.segmentation.data.SLICE_ZSCORE`
+    network without flips then gives exactly the probabilities of msprofile <= 0.2).
     With ``flips`` each network also runs on the left-right mirrored slices (mirrored back),
     and every pass weighs the same in the average. ``batch_size``: slices per network call;
     the probabilities do not depend on it (each slice is computed alone), and one slice at a

@@ -34,7 +34,7 @@ from scipy import ndimage
 
 from ..labels import SEGMENTATION_CLASS_NAMES
 from .augment import Randomisation, randomise_appearance
-from .data import NORMALISATION, NORMALISATIONS, SLICE_ZSCORE
+from .data import NORMALISATION, NORMALISATIONS, ZSCORED_NORMALISATIONS
 from .model import build_attention_unet
 
 DEVICES = ("auto", "gpu", "cpu")
@@ -73,8 +73,9 @@ class TrainingSettings:
     ``context_slices``: neighbouring slices on each side given as extra input channels
     (0: 2-D input; 1: 2.5-D, three channels). ``normalisation``: the network input
     (:data:`msprofile.segmentation.data.NORMALISATIONS`); patches are augmented in anchored
-    units either way, and for :data:`~msprofile.segmentation.data.SLICE_ZSCORE` then z-scored
-    with their whole slice's mean and SD (:func:`augment_batch`).
+    units in every case, and for the z-scored inputs
+    (:data:`~msprofile.segmentation.data.ZSCORED_NORMALISATIONS`) then z-scored with their whole
+    slice's mean and SD (:func:`augment_batch`).
     """
 
     base_filters: int = 16
@@ -87,7 +88,7 @@ class TrainingSettings:
     foreground_fraction: float = 0.67
     dice_weight: float = 1.0
     augment: bool = True
-    randomisation: str = "strong"
+    randomisation: str = "mild"
     synthetic_fraction: float = 0.0
     context_slices: int = 0
     normalisation: str = NORMALISATION
@@ -337,7 +338,7 @@ def train(
         model.set_weights(init_model.get_weights())
         # Lesion-only masks leave the ventricles unlabelled: without these pseudo-labels the
         # ventricles of msprofile-default vanished in fine-tuning on two ISBI scans (-100 %).
-        y = ventricles_from_model(init_model, x, y, zscore=settings.normalisation == SLICE_ZSCORE)
+        y = ventricles_from_model(init_model, x, y, zscore=settings.normalisation in ZSCORED_NORMALISATIONS)
     else:
         model = build_attention_unet(input_shape=(None, None, channels), base_filters=settings.base_filters)
     # Gradients clipped to norm 1: with strongly randomised inputs (bias fields, warps) and no
@@ -364,7 +365,7 @@ def train(
                 augment=settings.augment,
                 foreground_fraction=settings.foreground_fraction,
                 painted=painted,
-                zscore=settings.normalisation == SLICE_ZSCORE,
+                zscore=settings.normalisation in ZSCORED_NORMALISATIONS,
                 randomisation=RANDOMISATIONS[settings.randomisation],
             )
             batch_losses.append(float(model.train_on_batch(bx, by)))
