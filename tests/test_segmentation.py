@@ -403,17 +403,20 @@ def test_brain_slice_zscores_are_the_same_with_and_without_skull():
     stripped = preprocess(subject.flair * (whole.brain_mask > 0), subject.affine, skull_stripped=True)
     brains = [brain_to_model(result.brain_mask, native, result.model) for result in (whole, stripped)]
     inside = np.moveaxis(brains[0] & brains[1], 2, 0)
-    change = {}
-    for normalisation in (SLICE_ZSCORE, BRAIN_SLICE_ZSCORE):
-        inputs = [model_input(result.flair, brain, normalisation) for result, brain in zip((whole, stripped), brains)]
-        change[normalisation] = float(np.abs(inputs[0] - inputs[1])[..., 0][inside].mean())
+    inputs = {
+        normalisation: [
+            model_input(result.flair, brain, normalisation)[..., 0] for result, brain in zip((whole, stripped), brains)
+        ]
+        for normalisation in (SLICE_ZSCORE, BRAIN_SLICE_ZSCORE)
+    }
+    change = {key: float(np.abs(pair[0] - pair[1])[inside].mean()) for key, pair in inputs.items()}
     assert change[BRAIN_SLICE_ZSCORE] < 0.1
     assert change[BRAIN_SLICE_ZSCORE] < 0.25 * change[SLICE_ZSCORE]
     # Outside the brain the input is the z-score of 0 in every slice.
-    masked = model_input(whole.flair, brains[0], BRAIN_SLICE_ZSCORE)[..., 0]
-    outside = ~np.moveaxis(brains[0], 2, 0)
-    for index in np.flatnonzero(np.moveaxis(brains[0], 2, 0).any(axis=(1, 2))):
-        assert np.ptp(masked[index][outside[index]]) == 0
+    masked = inputs[BRAIN_SLICE_ZSCORE][0]
+    brain_slices = np.moveaxis(brains[0], 2, 0)
+    for index in np.flatnonzero(brain_slices.any(axis=(1, 2))):
+        assert np.ptp(masked[index][~brain_slices[index]]) == 0
 
 
 def test_slice_zscore_model_gets_exactly_the_probabilities_of_msprofile_0_2(tmp_path):
