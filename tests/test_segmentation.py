@@ -717,3 +717,35 @@ def test_shipped_model_transfers_to_another_scanner(tmp_path):
     brain = load_image(paths["brain"], ISBI_SUBJECT, dtype=np.uint8)[0] > 0
     histograms = error_histograms(uncertainty, wrong_voxels(reference, predicted, classes), brain)
     assert auroc_from_histograms(histograms["wrong"], histograms["right"]) >= ISBI_UNCERTAINTY_AUROC_FLOOR
+
+
+def test_brain_only_networks_run_on_the_brain_box_of_whole_slice_zscores():
+    """A brain_slice_zscore network sees the slices z-scored over the whole model grid, cut to
+    the brain's box and slices; everything else is background, certain. Whole-slice z-score
+    networks still see every whole slice."""
+    from msprofile.segmentation.data import BRAIN_SLICE_ZSCORE, SLICE_ZSCORE, model_input
+    from msprofile.segmentation.infer import brain_box, ensemble_probabilities
+
+    rng = np.random.default_rng(1)
+    flair = rng.uniform(0, 2, (96, 80, 7)).astype(np.float32)
+    brain = np.zeros(flair.shape, dtype=bool)
+    brain[30:60, 20:50, 2:6] = True
+    seen = []
+
+    def network(batch):
+        seen.append(batch.copy())
+        out = np.zeros((*batch.shape[:3], 3), np.float32)
+        out[..., 2] = 1.0
+        return out
+
+    probabilities = ensemble_probabilities([network], flair, brain, normalisation=BRAIN_SLICE_ZSCORE)
+    rows, columns, slices = brain_box(brain)
+    expected = model_input(flair, brain, BRAIN_SLICE_ZSCORE)[slices][:, rows, columns]
+    np.testing.assert_array_equal(np.concatenate(seen), expected)
+    assert expected.shape[1:3] == (64, 64) and expected.shape[0] == 4
+    lesion = probabilities[..., 2] == 1.0
+    assert lesion[rows, columns][:, :, slices].all()
+    assert lesion.sum() == 64 * 64 * 4
+    seen.clear()
+    ensemble_probabilities([network], flair, brain, normalisation=SLICE_ZSCORE)
+    assert np.concatenate(seen).shape == (7, 96, 80, 1)

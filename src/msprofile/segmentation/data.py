@@ -14,9 +14,9 @@ from ..geometry import Grid, resample, to_canonical
 #: preprocessed image anchored to the white-matter peak (:func:`anchor_intensities`), run on the
 #: brain's bounding box, optionally with neighbouring slices as channels;
 #: ``brain_slice_zscore``: the preprocessed image set to 0 outside the brain mask, then every
-#: slice z-scored over the whole slice (:func:`brain_zscored_slices`). The network then sees
-#: the same input for a scan with skull and for a skull-stripped copy of it, whatever the
-#: scalp of the site looks like.
+#: slice z-scored over the whole slice (:func:`brain_zscored_slices`), run on the brain's
+#: bounding box. The network then sees the same input for a scan with skull and for a
+#: skull-stripped copy of it, whatever the scalp of the site looks like.
 SLICE_ZSCORE = "slice_zscore"
 WHITE_MATTER_PEAK = "white_matter_peak"
 BRAIN_SLICE_ZSCORE = "brain_slice_zscore"
