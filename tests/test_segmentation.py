@@ -29,6 +29,8 @@ keras = pytest.importorskip("keras")
 #: (one network, no flips) measured 0.558 and 0.939 on it (mean Dice over isbi01-05: 0.500).
 #: A model of the new recipe must raise the Dice floor to what it reaches.
 ISBI_SUBJECT = "isbi03"
+#: The models in resources/models/: the default (brain-only input) and msprofile 0.2's.
+SHIPPED_MODELS = ("msprofile-brain", "msprofile-default")
 ISBI_LESION_DICE_FLOOR = 0.50
 ISBI_UNCERTAINTY_AUROC_FLOOR = 0.90
 
@@ -164,17 +166,21 @@ def test_default_width_has_the_documented_parameter_count():
     assert build_attention_unet(base_filters=16).count_params() == 1_962_975  # README, "Segmentation"
 
 
-def test_shipped_model_keras_and_onnx_agree_on_a_real_subject():
-    """The shipped model's two files compute the same probabilities on a real preprocessed
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_shipped_model_keras_and_onnx_agree_on_a_real_subject(name):
+    """Each shipped model's two files compute the same probabilities on a real preprocessed
     subject (the README: the ONNX export is checked against Keras to 1e-4), and its card
     states the network's true parameter count."""
     from msprofile.io.models import load_keras_model
     from msprofile.jobs.segmentation import load_network
+    from msprofile.segmentation.data import input_normalisation, model_input
 
-    folder = REPO / "resources" / "models" / "msprofile-default"
+    folder = REPO / "resources" / "models" / name
     subject = SampleSubject("105465")
-    batch = network_input(preprocess(subject.flair, subject.affine).flair)[4:12]
+    result = preprocess(subject.flair, subject.affine)
+    brain = brain_to_model(result.brain_mask, Grid(subject.flair.shape, subject.affine), result.model)
     model, card = load_keras_model(folder)
+    batch = model_input(result.flair, brain, input_normalisation(card))[4:12]
     assert model.count_params() == card["architecture"]["parameters"]
     network, _ = load_network(folder, device="cpu")
     np.testing.assert_allclose(network(batch), np.asarray(model(batch, training=False)), atol=1e-4)
@@ -211,12 +217,13 @@ def test_tensorflow_device_choice():
         configure_tensorflow("tpu")
 
 
-def test_shipped_model_matches_its_card():
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_shipped_model_matches_its_card(name):
     from msprofile.io.models import CARD_FILE, read_card, verified_path
 
     from conftest import REPO
 
-    folder = REPO / "resources" / "models" / "msprofile-default"
+    folder = REPO / "resources" / "models" / name
     card = read_card(folder)
     for name, entry in card["files"].items():
         path = verified_path(folder, name, card)
