@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,11 +23,14 @@ from msprofile.lesions import (
     LESIONS_2D_COLUMNS,
     LESIONS_3D_COLUMNS,
     REFERENCE_RULE,
+    LesionRule,
     _component_minimum,
     classify_lesions_2d,
     csf_mask,
     lesion_profile,
     lesions_3d,
+    pixels_per_rule_pixel,
+    rule_pixels,
     rule_slices,
     subject_metrics,
 )
@@ -500,6 +504,50 @@ def test_thin_slices_are_classed_as_the_thick_slices_they_make_up():
             assert thin.metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
 
 
+def test_fine_pixels_are_classed_as_the_pixels_they_make_up():
+    """Each pixel of a real subject split into 2 x 2 (a 512 matrix) gives the same classes,
+    lesions, areas and volumes: the rule runs on pixels of about 0.9 mm, the reference's, made
+    of them (pixels_per_rule_pixel). Classified on the fine pixels themselves, the same lesions
+    lie half a pixel closer to the CSF and the juxtacortical volume grew."""
+    s = SampleSubject("104252")
+    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
+    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    brain = np.ones(labels.shape, bool)
+    coarse = lesion_profile(labels, s.flair, brain, voxel)
+    fine_voxel = (voxel[0] / 2, voxel[1] / 2, voxel[2])
+    assert pixels_per_rule_pixel(fine_voxel[0]) == 2 and pixels_per_rule_pixel(voxel[0]) == 1
+    split = [np.repeat(np.repeat(a, 2, axis=0), 2, axis=1) for a in (labels, s.flair, brain)]
+    fine = lesion_profile(*split, fine_voxel)
+    np.testing.assert_array_equal(fine.class_volume[::2, ::2], coarse.class_volume)
+    np.testing.assert_array_equal(fine.class_volume[1::2, 1::2], coarse.class_volume)
+    pd.testing.assert_frame_equal(fine.lesions2d, coarse.lesions2d)
+    assert fine.metrics["rule_pixel_area_mm2"] == pytest.approx(coarse.metrics["pixel_area_mm2"])
+    for key, value in coarse.metrics.items():
+        if key != "pixel_area_mm2":
+            assert fine.metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+    on_fine_pixels = lesion_profile(*split, fine_voxel, rule=LesionRule(pixel_size_mm=fine_voxel[0]))
+    assert on_fine_pixels.metrics["jcwmh_volume_ml"] > coarse.metrics["jcwmh_volume_ml"]
+
+
+def test_rule_pixels_group_as_a_thick_slice_shows_them():
+    """A rule pixel of 2 x 2 fine pixels is lesion where any of them is, ventricle where half
+    of them are and none is lesion; its FLAIR is their mean; odd sizes keep a last, smaller
+    rule pixel."""
+    labels = np.zeros((7, 2, 1), np.uint8)
+    labels[0, :, 0] = SegmentationClass.VENTRICLES
+    labels[2, 1, 0] = SegmentationClass.LESIONS
+    labels[3, 0, 0] = SegmentationClass.VENTRICLES
+    labels[4, 0, 0] = SegmentationClass.VENTRICLES
+    labels[6, :, 0] = SegmentationClass.VENTRICLES
+    flair = np.arange(14.0).reshape(7, 2, 1)
+    slices = rule_slices(labels, flair, labels > 0, (0.45, 0.45, 6.0), 1)
+    grid = rule_pixels(slices, 2, 2)
+    assert grid.labels[:, 0, 0].tolist() == [1, 2, 0, 1]
+    assert grid.flair[:, 0, 0].tolist() == [1.5, 5.5, 9.5, 12.5]
+    assert grid.brain[:, 0, 0].tolist() == [True, True, True, True]
+    assert grid.voxel_size_mm == (0.9, 0.9, 6.0)
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     lesion=arrays(bool, (24, 20), elements=st.booleans()),
@@ -515,19 +563,21 @@ def test_per_component_minimum_is_what_scipy_gives(lesion, seed):
     np.testing.assert_array_equal(_component_minimum(distance[rows, cols], components[rows, cols], n), expected)
 
 
-def test_a_slab_shows_the_ventricle_where_a_quarter_of_its_slices_have_it():
+def test_a_slab_shows_the_ventricle_where_half_of_its_slices_have_it():
     """A thick slice shows the ventricle only where it fills enough of the slice: in a slab of
-    7 thin slices, ventricle in 1 of them is not ventricle, in 2 it is; lesion in any one of
-    them is lesion, also over ventricle. Slabs of 2 slices (3 mm slices) keep any ventricle."""
-    labels = np.zeros((4, 1, 7), np.uint8)
+    7 thin slices, ventricle in 1 or 3 of them is not ventricle, in 4 it is; lesion in any one
+    of them is lesion, also over ventricle. Slabs of 2 slices (3 mm slices) keep a ventricle
+    in either slice."""
+    labels = np.zeros((5, 1, 7), np.uint8)
     labels[0, 0, 3] = SegmentationClass.VENTRICLES
-    labels[1, 0, 2:4] = SegmentationClass.VENTRICLES
+    labels[1, 0, 2:5] = SegmentationClass.VENTRICLES
     labels[2, 0, 3] = SegmentationClass.LESIONS
     labels[3, 0, :6] = SegmentationClass.VENTRICLES
     labels[3, 0, 6] = SegmentationClass.LESIONS
+    labels[4, 0, 2:6] = SegmentationClass.VENTRICLES
     ones = np.ones(labels.shape)
     slab = rule_slices(labels, ones, ones > 0, (1.0, 1.0, 1.0), 7)
-    assert slab.labels[:, 0, 0].tolist() == [0, 1, 2, 2]
+    assert slab.labels[:, 0, 0].tolist() == [0, 0, 2, 2, 1]
     assert slab.voxel_size_mm == (1.0, 1.0, 7.0)
     pairs = rule_slices(labels[:, :, 2:4], ones[:, :, 2:4], ones[:, :, 2:4] > 0, (1.0, 1.0, 3.0), 2)
-    assert pairs.labels[:, 0, 0].tolist() == [1, 1, 2, 1]
+    assert pairs.labels[:, 0, 0].tolist() == [1, 1, 2, 1, 1]

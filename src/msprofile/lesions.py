@@ -56,13 +56,25 @@ Conventions a caller must know
   that pass the juxtacortical area limit. So slices thinner than about half of
   ``LesionRule.slice_thickness_mm`` are grouped, from the most inferior one, into slabs of
   that thickness (:func:`slices_per_rule_slice`), and the rule runs on each slab's footprint
-  (a pixel is lesion where any slice of the slab has lesion, ventricle where a quarter of
+  (a pixel is lesion where any slice of the slab has lesion, ventricle where half of
   them have ventricle and none lesion; the slab's FLAIR is the mean of its slices, its brain
   the union), as a thick slice shows them. Every lesion voxel takes the class of the
   footprint lesion it lies in. Areas (mm^2, summed over rule slices) come from the
   footprints, so that they compare with thick-slice areas; volumes come from the voxels
   themselves. Thick slices are rule slices of one slice each: the reference's rule,
   unchanged.
+* **Fine pixels** (a 512 matrix, 0.45 mm): the rule's thresholds are distances between the
+  centres of the reference's 0.9 mm pixels, and its cortical CSF mask was drawn at that
+  pixel size. On pixels half that size the same lesion lies half a pixel closer to the CSF
+  (centre to centre) and the CSF mask itself changes, so the juxtacortical volume of the
+  same scan grew by up to 50 %. Pixels finer than about two thirds of
+  ``LesionRule.pixel_size_mm`` are therefore grouped into rule pixels of about that size
+  (:func:`pixels_per_rule_pixel`), on which the CSF mask is drawn and the lesions are
+  classified (a rule pixel is lesion where any of its pixels is, ventricle where half of
+  them are and none is lesion, its FLAIR their mean, its brain their union); every lesion
+  pixel takes the class of its rule pixel. Areas are still counted on the pixels themselves,
+  and the 2-D lesions of ``lesions2d`` are the rule's. Pixels of the reference's size and
+  coarser are classified as they are.
 * **Reference intracranial window**: slices 8 to 15 (0-based array indices on the last axis,
   ``brain[..., 8:16]``, 8 slices), taken in the order the array holds them; NaN when the volume
   has fewer than 16 slices. The whole-brain area is the primary measure.
@@ -136,7 +148,9 @@ class LesionRule:
     ``juxtacortical_max_area_mm2``: largest juxtacortical lesion (pi * 6^2 / 4, an equivalent
     diameter of 6 mm). All inclusive. ``slice_thickness_mm``: the slice thickness the rule is
     applied on: thinner slices are grouped into slabs this thick (6.5 mm, the middle of the
-    reference cohort's 6.4-8 mm slices; :func:`slices_per_rule_slice`).
+    reference cohort's 6.4-8 mm slices; :func:`slices_per_rule_slice`). ``pixel_size_mm``: the
+    in-plane pixel the rule is applied on (the reference's hard-coded 0.9 mm pixel): finer
+    pixels are grouped into pixels about this size (:func:`pixels_per_rule_pixel`).
     """
 
     periventricular_edge_mm: float = 7.5
@@ -144,6 +158,7 @@ class LesionRule:
     juxtacortical_edge_mm: float = 6.0
     juxtacortical_max_area_mm2: float = math.pi * 6.0**2 / 4.0
     slice_thickness_mm: float = 6.5
+    pixel_size_mm: float = 0.9
 
 
 REFERENCE_RULE = LesionRule()
@@ -175,7 +190,7 @@ class CsfSettings:
 @dataclass(frozen=True)
 class LesionProfile:
     """Everything :func:`lesion_profile` computes for one subject (native grid; ``csf`` on the
-    rule's slices, which are the native slices unless they are thin)."""
+    rule's grid, which is the native grid unless the slices are thin or the pixels fine)."""
 
     csf: np.ndarray
     class_volume: np.ndarray
@@ -444,9 +459,9 @@ def _majority_class(counts_by_code: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class RuleSlices:
-    """The volume the 2-D rule ran on (:func:`rule_slices`): ``labels``, ``brain`` and
-    ``class_volume`` of shape ``(nx, ny, n_rule_slices)``, each rule slice made of
-    ``slices_per_rule_slice`` native slices, and its voxel size ``voxel_size_mm`` (mm)."""
+    """Slices of the 2-D rule (:func:`rule_slices`): ``labels``, ``brain`` and ``flair`` of shape
+    ``(nx, ny, n_rule_slices)``, each rule slice made of ``slices_per_rule_slice`` native
+    slices, and their voxel size ``voxel_size_mm`` (mm)."""
 
     labels: np.ndarray
     brain: np.ndarray
@@ -463,16 +478,61 @@ def slices_per_rule_slice(slice_thickness_mm: float, rule: LesionRule = REFERENC
 
 
 #: Share of a slab's slices that must be ventricle for the slab's footprint to show ventricle
-#: (:func:`rule_slices`). A thick slice shows the ventricle only where it fills enough of the
-#: slice to darken the pixel: the union of a 6.5 mm slab's seven 1 mm sections (any slice)
-#: drew each ventricle at its largest section, called deep lesions beside it periventricular
-#: and lost 40 to 72 % of the paraventricular volume of the four sample subjects resampled to
-#: 1 mm; a majority (half) lost the ventricles' tips, which the thick slices show, and called
-#: lesions there juxtacortical (104252: 0.42 -> 0.76 mL). A quarter (2 of 7 sections) kept the
-#: three lesion classes of all four within the bounds of tests/test_input_geometry.py but
-#: 105755's juxtacortical volume (-51 %, the same with any share). Chosen among 1/7 to 4/7 on
-#: 104252, 105074 and 105465; 105755 was the check.
-SLAB_VENTRICLE_FRACTION = 0.25
+#: (:func:`rule_slices`; also of a rule pixel's pixels, :func:`rule_pixels`). A thick slice
+#: shows the ventricle only where it fills enough of the slice to darken the pixel. Chosen on
+#: the four sample subjects resampled to 1 mm, each with the slabs started at all seven
+#: slices of the first slab (where the slabs fall is arbitrary: the class volumes moved by up
+#: to a factor 2.3 between those seven), against the stored thick slices and the bounds of
+#: tests/test_input_geometry.py: with a quarter (2 of 7 sections) 12 of the 28 cases kept all
+#: three lesion classes within the bounds, periventricular volume too high and paraventricular
+#: too low on average (the ventricles drawn at nearly their largest section); with half (4
+#: of 7) 26 of 28, the mean over the seven within 4 to 14 % of the thick slices' PEWMH and
+#: PAWMH for all four; with 5 and 6 of 7, 25 and 23 of 28 (105465's PAWMH +43 % and +62 % on
+#: average: the ventricles drawn too small). With any section (msprofile 0.2) the four lost 40
+#: to 72 % of their paraventricular volume. Measured with msprofile-brain (2026-12-06);
+#: 105465's juxtacortical volume stays about half of its thick slices' with any share.
+SLAB_VENTRICLE_FRACTION = 0.5
+
+
+def pixels_per_rule_pixel(pixel_size_mm: float, rule: LesionRule = REFERENCE_RULE) -> int:
+    """How many pixels of ``pixel_size_mm`` (mm, along one in-plane axis) make one pixel of the
+    rule along that axis: the whole number nearest ``rule.pixel_size_mm / pixel_size_mm``, at
+    least 1 (1 for pixels of 0.6 mm and more at the default 0.9 mm; 2 for a 512 matrix's 0.45 mm).
+
+    Measured on the four sample subjects on a 512 matrix (zero-filled interpolation of their
+    256 matrix): juxtacortical volume +4 to +50 % classified on the 0.45 mm pixels, -10 to
+    +20 % on 0.9 mm rule pixels (see :func:`rule_pixels`)."""
+    return max(1, int(math.floor(rule.pixel_size_mm / pixel_size_mm + 0.5)))
+
+
+def rule_pixels(slices: RuleSlices, kx: int, ky: int) -> RuleSlices:
+    """Group every ``kx`` by ``ky`` pixels of the rule slices (from the first; the last rows
+    and columns may hold fewer) into one rule pixel: lesion where any of them is lesion,
+    ventricle where at least :data:`SLAB_VENTRICLE_FRACTION` of them are ventricle and none is
+    lesion, the brain's union and the FLAIR's mean; the rule the reference drew on its 0.9 mm
+    pixels (see the module docstring). ``kx`` and ``ky`` 1 return ``slices``."""
+    if kx == 1 and ky == 1:
+        return slices
+    rows = np.arange(0, slices.labels.shape[0], kx)
+    cols = np.arange(0, slices.labels.shape[1], ky)
+
+    def block_sum(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.add.reduceat(values, rows, axis=0), cols, axis=1)
+
+    counts = block_sum(np.ones(slices.labels.shape[:2] + (1,), dtype=np.int32))
+    lesion = block_sum((slices.labels == SegmentationClass.LESIONS).astype(np.int32)) > 0
+    ventricle = (
+        block_sum((slices.labels == SegmentationClass.VENTRICLES).astype(np.int32)) >= SLAB_VENTRICLE_FRACTION * counts
+    ) & ~lesion
+    footprint = np.where(lesion, SegmentationClass.LESIONS, np.where(ventricle, SegmentationClass.VENTRICLES, 0))
+    dx, dy, dz = slices.voxel_size_mm
+    return RuleSlices(
+        footprint.astype(np.uint8),
+        block_sum(slices.brain.astype(np.int32)) > 0,
+        block_sum(np.asarray(slices.flair, dtype=np.float64)) / counts,
+        (dx * kx, dy * ky, dz),
+        slices.slices_per_rule_slice,
+    )
 
 
 def rule_slices(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, voxel_size_mm, n: int) -> RuleSlices:
@@ -504,6 +564,7 @@ def subject_metrics(
     lesions3d: pd.DataFrame,
     *,
     rule: tuple[RuleSlices, np.ndarray] | None = None,
+    rule_grid: RuleSlices | None = None,
 ) -> dict:
     """Per-subject areas, volumes and counts (a flat dict of Python scalars, one cohort row).
 
@@ -513,6 +574,8 @@ def subject_metrics(
     :func:`classify_lesions_2d` / :func:`lesions_3d` for the same subject. ``rule``: for thin
     slices, the rule slices (:func:`rule_slices`) and their class volume, which ``lesions2d``
     describes and the areas are taken from; None when the rule ran on the slices themselves.
+    ``rule_grid``: for fine pixels, the rule pixels (:func:`rule_pixels`) the lesions were
+    classified on, which ``lesions2d`` then describes; None when they are the rule slices.
 
     Keys (units in the names):
 
@@ -530,8 +593,9 @@ def subject_metrics(
     * counts: ``n_lesions_2d`` and ``n_lesions_2d_pewmh`` / ``_pawmh`` / ``_jcwmh`` (2-D lesions,
       summed over rule slices), ``n_lesions_3d`` and ``n_lesions_3d_pewmh`` / ``_pawmh`` /
       ``_jcwmh`` (3-D rule of :func:`lesions_3d`), ``n_lesions_3d_any_periventricular``;
-    * grid: ``n_slices``, ``pixel_area_mm2``, ``slice_spacing_mm``, and
-      ``slices_per_rule_slice`` (1 unless the slices are thin).
+    * grid: ``n_slices``, ``pixel_area_mm2``, ``slice_spacing_mm``,
+      ``slices_per_rule_slice`` (1 unless the slices are thin) and ``rule_pixel_area_mm2`` (the
+      pixel the lesions were classified on: ``pixel_area_mm2`` unless the pixels are fine).
     """
     labels = _check_labels(labels)
     class_volume = _check_class_volume(labels, class_volume)
@@ -544,8 +608,11 @@ def subject_metrics(
         rule = (RuleSlices(labels, brain, np.zeros(0), (dx, dy, dz), 1), class_volume)
     slices, rule_classes = rule
     rule_counts = np.bincount(rule_classes.ravel(), minlength=4)
-    if int(rule_counts[1:].sum()) != int(lesions2d["n_pixels"].sum() if len(lesions2d) else 0):
-        raise ValueError("lesions2d does not describe the rule's class volume (pixel counts differ)")
+    if rule_grid is None:
+        rule_grid = RuleSlices(slices.labels, slices.brain, slices.flair, slices.voxel_size_mm, 1)
+    rule_lesion_pixels = int((rule_grid.labels == SegmentationClass.LESIONS).sum())
+    if rule_lesion_pixels != int(lesions2d["n_pixels"].sum() if len(lesions2d) else 0):
+        raise ValueError("lesions2d does not describe the rule's lesions (pixel counts differ)")
 
     areas = {
         "intracranial_area_mm2": int(slices.brain.sum()) * pixel_area,
@@ -586,6 +653,7 @@ def subject_metrics(
     metrics["pixel_area_mm2"] = pixel_area
     metrics["slice_spacing_mm"] = dz
     metrics["slices_per_rule_slice"] = int(slices.slices_per_rule_slice)
+    metrics["rule_pixel_area_mm2"] = float(rule_grid.voxel_size_mm[0] * rule_grid.voxel_size_mm[1])
     return metrics
 
 
@@ -602,22 +670,25 @@ def lesion_profile(
     """Run :func:`csf_mask` (unless ``csf`` is given), :func:`classify_lesions_2d`,
     :func:`lesions_3d` and :func:`subject_metrics` on one subject (arrays ``(nx, ny, nz)``).
 
-    On thin slices the rule runs on slabs of ``rule.slice_thickness_mm`` (:func:`rule_slices`;
-    a ``csf`` given by the caller must then lie on them) and each lesion voxel takes the class
-    of the slab lesion it lies in; ``lesions2d`` then describes the slab lesions.
+    On thin slices the rule runs on slabs of ``rule.slice_thickness_mm`` (:func:`rule_slices`),
+    on fine pixels on rule pixels of about ``rule.pixel_size_mm`` (:func:`rule_pixels`); a
+    ``csf`` given by the caller must lie on that rule grid, and each lesion voxel takes the
+    class of the rule lesion it lies in; ``lesions2d`` then describes the rule's lesions.
     """
     labels = _check_labels(labels)
-    dz = _voxel_size_3d(voxel_size_mm)[2]
+    dx, dy, dz = _voxel_size_3d(voxel_size_mm)
     slices = rule_slices(labels, flair, brain, voxel_size_mm, slices_per_rule_slice(dz, rule))
+    kx, ky = pixels_per_rule_pixel(dx, rule), pixels_per_rule_pixel(dy, rule)
+    grid = rule_pixels(slices, kx, ky)
     if csf is None:
-        csf = csf_mask(
-            slices.flair,
-            slices.brain,
-            slices.labels == SegmentationClass.VENTRICLES,
-            slices.voxel_size_mm,
-            csf_settings,
-        )
-    rule_classes, lesions2d = classify_lesions_2d(slices.labels, slices.voxel_size_mm, csf, rule)
+        ventricles = grid.labels == SegmentationClass.VENTRICLES
+        csf = csf_mask(grid.flair, grid.brain, ventricles, grid.voxel_size_mm, csf_settings)
+    rule_classes, lesions2d = classify_lesions_2d(grid.labels, grid.voxel_size_mm, csf, rule)
+    if grid is not slices:
+        pixel_rows, pixel_cols = np.arange(labels.shape[0]) // kx, np.arange(labels.shape[1]) // ky
+        rule_classes = np.where(
+            slices.labels == SegmentationClass.LESIONS, rule_classes[pixel_rows][:, pixel_cols], 0
+        ).astype(np.uint8)
     if slices.slices_per_rule_slice == 1:
         class_volume = rule_classes
     else:
@@ -627,7 +698,7 @@ def lesion_profile(
         )
     lesions3d = lesions_3d(labels, class_volume, voxel_size_mm)
     metrics = subject_metrics(
-        labels, class_volume, brain, voxel_size_mm, lesions2d, lesions3d, rule=(slices, rule_classes)
+        labels, class_volume, brain, voxel_size_mm, lesions2d, lesions3d, rule=(slices, rule_classes), rule_grid=grid
     )
     return LesionProfile(np.asarray(csf, dtype=bool), class_volume, lesions2d, lesions3d, metrics)
 
