@@ -343,12 +343,14 @@ def test_1mm_isotropic_keeps_the_periventricular_split_of_another_subject(iso_ru
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("subject_id", [SUBJECT, "105074"])
+@pytest.mark.parametrize("subject_id", [SUBJECT, "105074", "105755"])
 def test_1mm_lesion_classes_hold_wherever_the_slabs_fall(iso_run, subject_id):
     """Where the rule's 7-slice slabs start is arbitrary (the first slice of the field of view):
     the same 1 mm segmentation with 0 to 6 empty slices put below it keeps the three lesion
     classes within the bounds at every start. With slabs showing the ventricle where a
-    quarter of their sections have it, 104252 failed at 2 of the 7 starts and 105074 at 3."""
+    quarter of their sections have it, 104252 failed at 2 of the 7 starts, 105074 at 3 and
+    105755 at 4. (105465's juxtacortical volume is about half its thick slices' at every
+    start, outside the bound at 2: a known limit, README.)"""
     original, case, _ = iso_run(subject_id)
     labels, affine = load_image(case.output("segmentation.nii.gz"), subject_id, dtype=np.uint8)
     native = Grid(labels.shape, affine)
