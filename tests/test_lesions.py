@@ -32,6 +32,8 @@ from msprofile.lesions import (
     pixels_per_rule_pixel,
     rule_pixels,
     rule_slices,
+    slab_offset,
+    slab_starts,
     subject_metrics,
 )
 
@@ -502,6 +504,37 @@ def test_thin_slices_are_classed_as_the_thick_slices_they_make_up():
     for key, value in thick.metrics.items():
         if key not in ("n_slices", "slice_spacing_mm", "slices_per_rule_slice"):
             assert thin.metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
+
+
+def test_thin_slabs_stay_in_scanner_space_when_the_field_of_view_grows():
+    """The same thin slices with 1 to 6 empty slices added below (the field of view padded,
+    the first slice's centre that much lower) keep every lesion voxel's class and every
+    volume: the slabs are anchored in scanner space. Started at the first slice instead, the
+    slabs move and the classes change."""
+    s = SampleSubject("104252")
+    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
+    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    thin_voxel = (voxel[0], voxel[1], voxel[2] / 7)
+    thin = [np.repeat(a, 7, axis=2) for a in (labels, s.flair, np.ones(labels.shape, bool))]
+    origin_mm = 3.0 * thin_voxel[2]
+    base = lesion_profile(*thin, thin_voxel, slice_origin_mm=origin_mm)
+    moved = []
+    for empty in range(1, 7):
+        padded = [np.concatenate([np.zeros(a.shape[:2] + (empty,), a.dtype), a], axis=2) for a in thin]
+        anchored = lesion_profile(*padded, thin_voxel, slice_origin_mm=origin_mm - empty * thin_voxel[2])
+        np.testing.assert_array_equal(anchored.class_volume[..., empty:], base.class_volume)
+        for key in ("pewmh_volume_ml", "pawmh_volume_ml", "jcwmh_volume_ml", "ventricle_volume_ml"):
+            assert anchored.metrics[key] == pytest.approx(base.metrics[key], rel=1e-12), (empty, key)
+        from_first_slice = lesion_profile(*padded, thin_voxel).class_volume[..., empty:]
+        moved.append(not np.array_equal(from_first_slice, base.class_volume))
+    assert any(moved)
+
+
+def test_slab_starts_and_offsets():
+    assert slab_starts(10, 7).tolist() == [0, 7]
+    assert slab_starts(10, 7, offset=3).tolist() == [0, 4]
+    assert slab_starts(3, 7, offset=6).tolist() == [0, 1]
+    assert slab_offset(-2.0, 1.0, 7) == 5 and slab_offset(14.0, 1.0, 7) == 0 and slab_offset(3.0, 1.5, 7) == 2
 
 
 def test_fine_pixels_are_classed_as_the_pixels_they_make_up():

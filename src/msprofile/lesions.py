@@ -54,8 +54,10 @@ Conventions a caller must know
 * **Thin slices** (3-D data, thin 2-D): the rule was made for the reference's thick slices
   (6.4-8 mm), and on 1 mm slices every lesion has small cross-sections at its top and bottom
   that pass the juxtacortical area limit. So slices thinner than about half of
-  ``LesionRule.slice_thickness_mm`` are grouped, from the most inferior one, into slabs of
-  that thickness (:func:`slices_per_rule_slice`), and the rule runs on each slab's footprint
+  ``LesionRule.slice_thickness_mm`` are grouped into slabs of that thickness
+  (:func:`slices_per_rule_slice`) anchored in scanner space (:func:`slab_offset`: where the
+  slabs fall moved a class's volume by up to a factor two, and cropping or padding the field
+  of view must not move them), and the rule runs on each slab's footprint
   (a pixel is lesion where any slice of the slab has lesion, ventricle where half of
   them have ventricle and none lesion; the slab's FLAIR is the mean of its slices, its brain
   the union), as a thick slice shows them. Every lesion voxel takes the class of the
@@ -535,16 +537,35 @@ def rule_pixels(slices: RuleSlices, kx: int, ky: int) -> RuleSlices:
     )
 
 
-def rule_slices(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, voxel_size_mm, n: int) -> RuleSlices:
-    """Group every ``n`` slices (from the first) into one rule slice: lesion where any slice
-    has lesion (a lesion shows in a thick slice however little of it lies there), ventricle
-    where at least :data:`SLAB_VENTRICLE_FRACTION` of its slices have ventricle and none
-    lesion, the brain's union and the FLAIR's mean (the last rule slice may hold fewer
-    slices). ``n`` 1 returns the inputs."""
+def slab_starts(n_slices: int, n: int, offset: int = 0) -> np.ndarray:
+    """First slice (index on the last axis) of each slab of ``n`` slices when the slab
+    boundaries fall where ``slice index + offset`` is a multiple of ``n`` (``offset`` 0 to
+    ``n - 1``: how many slices of the first slab lie below the volume). The first and last
+    slabs may hold fewer slices. Returns int64 ``(n_slabs,)``, starting with 0."""
+    return np.unique(np.r_[0, np.arange((n - offset) % n, n_slices, n)]).astype(np.int64)
+
+
+def slab_offset(slice_origin_mm: float, slice_thickness_mm: float, n: int) -> int:
+    """The ``offset`` of :func:`slab_starts` that anchors the slabs in scanner space: slab
+    boundaries at whole multiples of ``n`` slices from the scanner's origin along the slice
+    axis, so that cropping or padding the field of view does not move them.
+    ``slice_origin_mm``: position (mm) of the first slice's centre along the slice axis (the
+    slice normal's dot product with the affine's translation)."""
+    return int(round(slice_origin_mm / slice_thickness_mm)) % n
+
+
+def rule_slices(
+    labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, voxel_size_mm, n: int, offset: int = 0
+) -> RuleSlices:
+    """Group the slices into slabs of ``n`` (:func:`slab_starts` with ``offset``), one rule
+    slice each: lesion where any slice has lesion (a lesion shows in a thick slice however
+    little of it lies there), ventricle where at least :data:`SLAB_VENTRICLE_FRACTION` of its
+    slices have ventricle and none lesion, the brain's union and the FLAIR's mean (the first
+    and last rule slices may hold fewer slices). ``n`` 1 returns the inputs."""
     dx, dy, dz = _voxel_size_3d(voxel_size_mm)
     if n == 1:
         return RuleSlices(labels, np.asarray(brain, bool), np.asarray(flair), (dx, dy, dz), 1)
-    starts = np.arange(0, labels.shape[2], n)
+    starts = slab_starts(labels.shape[2], n, offset)
     lesion = np.logical_or.reduceat(labels == SegmentationClass.LESIONS, starts, axis=2)
     counts = np.diff(np.append(starts, labels.shape[2]))
     ventricle_slices = np.add.reduceat((labels == SegmentationClass.VENTRICLES).astype(np.int32), starts, axis=2)
@@ -666,6 +687,7 @@ def lesion_profile(
     csf: np.ndarray | None = None,
     rule: LesionRule = REFERENCE_RULE,
     csf_settings: CsfSettings = CsfSettings(),
+    slice_origin_mm: float = 0.0,
 ) -> LesionProfile:
     """Run :func:`csf_mask` (unless ``csf`` is given), :func:`classify_lesions_2d`,
     :func:`lesions_3d` and :func:`subject_metrics` on one subject (arrays ``(nx, ny, nz)``).
@@ -674,10 +696,15 @@ def lesion_profile(
     on fine pixels on rule pixels of about ``rule.pixel_size_mm`` (:func:`rule_pixels`); a
     ``csf`` given by the caller must lie on that rule grid, and each lesion voxel takes the
     class of the rule lesion it lies in; ``lesions2d`` then describes the rule's lesions.
+    ``slice_origin_mm``: position of the first slice's centre along the slice axis in scanner
+    space (mm), which anchors the slabs there (:func:`slab_offset`); 0 starts them at the
+    first slice.
     """
     labels = _check_labels(labels)
     dx, dy, dz = _voxel_size_3d(voxel_size_mm)
-    slices = rule_slices(labels, flair, brain, voxel_size_mm, slices_per_rule_slice(dz, rule))
+    n = slices_per_rule_slice(dz, rule)
+    offset = slab_offset(slice_origin_mm, dz, n)
+    slices = rule_slices(labels, flair, brain, voxel_size_mm, n, offset)
     kx, ky = pixels_per_rule_pixel(dx, rule), pixels_per_rule_pixel(dy, rule)
     grid = rule_pixels(slices, kx, ky)
     if csf is None:
@@ -692,7 +719,8 @@ def lesion_profile(
     if slices.slices_per_rule_slice == 1:
         class_volume = rule_classes
     else:
-        slab_of_slice = np.arange(labels.shape[2]) // slices.slices_per_rule_slice
+        starts = slab_starts(labels.shape[2], n, offset)
+        slab_of_slice = np.searchsorted(starts, np.arange(labels.shape[2]), side="right") - 1
         class_volume = np.where(labels == SegmentationClass.LESIONS, rule_classes[:, :, slab_of_slice], 0).astype(
             np.uint8
         )
