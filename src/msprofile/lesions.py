@@ -53,7 +53,7 @@ Conventions a caller must know
   0.5th and 99.5th percentiles on that slice, Gaussian-weighted local mean over brain pixels only).
 * **Thin slices** (3-D data, thin 2-D): the rule was made for the reference's thick slices
   (6.4-8 mm), and on 1 mm slices every lesion has small cross-sections at its top and bottom
-  that pass the juxtacortical area limit. So slices thinner than about half of
+  that pass the juxtacortical area limit. So slices thinner than about two thirds of
   ``LesionRule.slice_thickness_mm`` are grouped into slabs of that thickness
   (:func:`slices_per_rule_slice`) anchored in scanner space (:func:`slab_offset`: where the
   slabs fall moved a class's volume by up to a factor two, and cropping or padding the field
