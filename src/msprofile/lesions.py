@@ -524,19 +524,26 @@ def rule_pixels(slices: RuleSlices, kx: int, ky: int) -> RuleSlices:
         return np.add.reduceat(np.add.reduceat(values, rows, axis=0), cols, axis=1)
 
     counts = block_sum(np.ones(slices.labels.shape[:2] + (1,), dtype=np.int32))
-    lesion = block_sum((slices.labels == SegmentationClass.LESIONS).astype(np.int32)) > 0
-    ventricle = (
-        block_sum((slices.labels == SegmentationClass.VENTRICLES).astype(np.int32)) >= SLAB_VENTRICLE_FRACTION * counts
-    ) & ~lesion
-    footprint = np.where(lesion, SegmentationClass.LESIONS, np.where(ventricle, SegmentationClass.VENTRICLES, 0))
     dx, dy, dz = slices.voxel_size_mm
     return RuleSlices(
-        footprint.astype(np.uint8),
-        block_sum(slices.brain.astype(np.int32)) > 0,
-        block_sum(np.asarray(slices.flair, dtype=np.float64)) / counts,
+        *_footprint(slices.labels, slices.flair, slices.brain, block_sum, counts),
         (dx * kx, dy * ky, dz),
         slices.slices_per_rule_slice,
     )
+
+
+def _footprint(labels: np.ndarray, flair: np.ndarray, brain: np.ndarray, block_sum, counts: np.ndarray):
+    """What a coarser acquisition shows of groups of voxels (``block_sum`` sums each group,
+    ``counts`` holds their sizes): ``(labels, brain, flair)`` with lesion where any voxel is
+    lesion, ventricle where at least :data:`SLAB_VENTRICLE_FRACTION` of them are ventricle and
+    none is lesion (uint8), the brain's union and the FLAIR's mean (non-finite values as 0)."""
+    lesion = block_sum((labels == SegmentationClass.LESIONS).astype(np.int32)) > 0
+    ventricle_count = block_sum((labels == SegmentationClass.VENTRICLES).astype(np.int32))
+    ventricle = (ventricle_count >= SLAB_VENTRICLE_FRACTION * counts) & ~lesion
+    footprint = np.where(lesion, SegmentationClass.LESIONS, np.where(ventricle, SegmentationClass.VENTRICLES, 0))
+    union_brain = block_sum(np.asarray(brain, bool).astype(np.int32)) > 0
+    mean_flair = block_sum(np.nan_to_num(np.asarray(flair, dtype=np.float64))) / counts
+    return footprint.astype(np.uint8), union_brain, mean_flair
 
 
 def slab_starts(n_slices: int, n: int, offset: int = 0) -> np.ndarray:
@@ -568,14 +575,12 @@ def rule_slices(
     if n == 1:
         return RuleSlices(labels, np.asarray(brain, bool), np.asarray(flair), (dx, dy, dz), 1)
     starts = slab_starts(labels.shape[2], n, offset)
-    lesion = np.logical_or.reduceat(labels == SegmentationClass.LESIONS, starts, axis=2)
     counts = np.diff(np.append(starts, labels.shape[2]))
-    ventricle_slices = np.add.reduceat((labels == SegmentationClass.VENTRICLES).astype(np.int32), starts, axis=2)
-    ventricle = (ventricle_slices >= SLAB_VENTRICLE_FRACTION * counts) & ~lesion
-    footprint = np.where(lesion, SegmentationClass.LESIONS, np.where(ventricle, SegmentationClass.VENTRICLES, 0))
-    mean_flair = np.add.reduceat(np.nan_to_num(np.asarray(flair, dtype=np.float64)), starts, axis=2) / counts
-    union_brain = np.logical_or.reduceat(np.asarray(brain, bool), starts, axis=2)
-    return RuleSlices(footprint.astype(np.uint8), union_brain, mean_flair, (dx, dy, dz * n), n)
+
+    def slab_sum(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, starts, axis=2)
+
+    return RuleSlices(*_footprint(labels, flair, brain, slab_sum, counts), (dx, dy, dz * n), n)
 
 
 def subject_metrics(
@@ -632,7 +637,7 @@ def subject_metrics(
     slices, rule_classes = rule
     rule_counts = np.bincount(rule_classes.ravel(), minlength=4)
     if rule_grid is None:
-        rule_grid = RuleSlices(slices.labels, slices.brain, slices.flair, slices.voxel_size_mm, 1)
+        rule_grid = slices
     rule_lesion_pixels = int((rule_grid.labels == SegmentationClass.LESIONS).sum())
     if rule_lesion_pixels != int(lesions2d["n_pixels"].sum() if len(lesions2d) else 0):
         raise ValueError("lesions2d does not describe the rule's lesions (pixel counts differ)")
@@ -718,11 +723,11 @@ def lesion_profile(
         rule_classes = np.where(
             slices.labels == SegmentationClass.LESIONS, rule_classes[pixel_rows][:, pixel_cols], 0
         ).astype(np.uint8)
-    if slices.slices_per_rule_slice == 1:
+    if n == 1:
         class_volume = rule_classes
     else:
-        starts = slab_starts(labels.shape[2], n, offset)
-        slab_of_slice = np.searchsorted(starts, np.arange(labels.shape[2]), side="right") - 1
+        # Slab boundaries lie where slice index + offset is a multiple of n (slab_starts).
+        slab_of_slice = (np.arange(labels.shape[2]) + offset) // n
         class_volume = np.where(labels == SegmentationClass.LESIONS, rule_classes[:, :, slab_of_slice], 0).astype(
             np.uint8
         )
