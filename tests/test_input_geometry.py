@@ -121,9 +121,14 @@ def assert_volumes_within_bounds(case: Run, original: Run) -> None:
     within 50 % or 0.1 mL of it, whichever is larger."""
     for key in ("ventricle_volume_ml", "lesion_volume_ml"):
         assert case.metrics[key] == pytest.approx(original.metrics[key], rel=0.10), key
+    assert_classes_within_bounds(case.metrics, original)
+
+
+def assert_classes_within_bounds(metrics: dict, original: Run, *context) -> None:
+    """Each lesion class's volume within 50 % or 0.1 mL of the original's, whichever is larger."""
     for key in ("pewmh_volume_ml", "pawmh_volume_ml", "jcwmh_volume_ml"):
         bound = max(0.5 * original.metrics[key], 0.1)
-        assert abs(case.metrics[key] - original.metrics[key]) <= bound, (key, case.metrics[key], original.metrics[key])
+        assert abs(metrics[key] - original.metrics[key]) <= bound, (*context, key, metrics[key], original.metrics[key])
 
 
 # --- the acquisition plane ----------------------------------------------------------------------
@@ -303,7 +308,7 @@ def one_mm_stored_sagittally(flair: np.ndarray, affine: np.ndarray) -> tuple[nib
 
 def assert_classes_within_bounds_at_every_slab_place(case: Run, original: Run, subject_id: str, n: int) -> None:
     """The case's segmentation classified with the lesion rule's slabs of ``n`` slices at each
-    of their ``n`` places: each lesion class's volume within 50 % or 0.1 mL of the original's."""
+    of their ``n`` places, each lesion class within the bounds (:func:`assert_classes_within_bounds`)."""
     labels, affine = load_image(case.output("segmentation.nii.gz"), subject_id, dtype=np.uint8)
     native = Grid(labels.shape, affine)
     flair = load_image(case.input_path, subject_id)[0]
@@ -315,9 +320,7 @@ def assert_classes_within_bounds_at_every_slab_place(case: Run, original: Run, s
     thickness_mm = canonical.voxel_size_mm[2]
     for place in range(n):
         metrics = lesion_profile(*arrays, canonical.voxel_size_mm, slice_origin_mm=place * thickness_mm).metrics
-        for key in ("pewmh_volume_ml", "pawmh_volume_ml", "jcwmh_volume_ml"):
-            bound = max(0.5 * original.metrics[key], 0.1)
-            assert abs(metrics[key] - original.metrics[key]) <= bound, (place, key, metrics[key], original.metrics[key])
+        assert_classes_within_bounds(metrics, original, place)
 
 
 @pytest.fixture(scope="module")
