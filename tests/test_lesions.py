@@ -397,10 +397,16 @@ def test_csf_mask_of_an_empty_or_flat_slice_is_empty():
 # --- real data -------------------------------------------------------------------------------
 
 
+def _labels_and_voxel(s: SampleSubject) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A sample subject's manual masks as one label volume (lesion wins where they overlap)
+    and its voxel size (mm)."""
+    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
+    return labels, tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+
+
 def test_classification_of_the_real_manual_masks(sample_subject: SampleSubject):
     s = sample_subject
-    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)  # lesion wins
-    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    labels, voxel = _labels_and_voxel(s)
     threshold = s.flair > 0.1 * np.percentile(s.flair, 99)
     brain = np.stack([ndimage.binary_fill_holes(threshold[..., k]) for k in range(labels.shape[2])], axis=-1)
     brain |= labels > 0
@@ -493,8 +499,7 @@ def test_thin_slices_are_classed_as_the_thick_slices_they_make_up():
     """Each slice of a real subject split into 7 thin ones gives the same classes, areas and
     volumes: the rule runs on slabs of 6.5 mm of them (slices_per_rule_slice)."""
     s = SampleSubject("104252")
-    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
-    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    labels, voxel = _labels_and_voxel(s)
     brain = np.ones(labels.shape, bool)
     thick = lesion_profile(labels, s.flair, brain, voxel)
     thin_voxel = (voxel[0], voxel[1], voxel[2] / 7)
@@ -512,8 +517,7 @@ def test_thin_slabs_stay_in_scanner_space_when_the_field_of_view_grows():
     volume: the slabs are anchored in scanner space. Started at the first slice instead, the
     slabs move and the classes change."""
     s = SampleSubject("104252")
-    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
-    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    labels, voxel = _labels_and_voxel(s)
     thin_voxel = (voxel[0], voxel[1], voxel[2] / 7)
     thin = [np.repeat(a, 7, axis=2) for a in (labels, s.flair, np.ones(labels.shape, bool))]
     origin_mm = 3.0 * thin_voxel[2]
@@ -543,8 +547,7 @@ def test_fine_pixels_are_classed_as_the_pixels_they_make_up():
     of them (pixels_per_rule_pixel). Classified on the fine pixels themselves, the same lesions
     lie half a pixel closer to the CSF and the juxtacortical volume grew."""
     s = SampleSubject("104252")
-    labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
-    voxel = tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    labels, voxel = _labels_and_voxel(s)
     brain = np.ones(labels.shape, bool)
     coarse = lesion_profile(labels, s.flair, brain, voxel)
     fine_voxel = (voxel[0] / 2, voxel[1] / 2, voxel[2])
