@@ -590,11 +590,11 @@ def test_fine_tuning_keeps_the_initial_models_input(tmp_path):
     for name, card in (("legacy", legacy), ("new", new)):
         save_trained_model(_random_network(0), tmp_path / name, card, check_input=check)
     settings = TrainingSettings(base_filters=16, normalisation=WHITE_MATTER_PEAK)
-    xs, _, _, _, _, _, tuned = _training_material(slices, None, tmp_path / "legacy", settings)
+    xs, _, _, _, _, tuned = _training_material(slices, None, tmp_path / "legacy", settings)
     assert (tuned.normalisation, tuned.base_filters) == (SLICE_ZSCORE, 2)
     # Slice z-scores are taken of the unclipped slices (the background stays below 0).
     np.testing.assert_array_equal(xs[..., 0], x)
-    xs, _, _, _, _, _, tuned = _training_material(
+    xs, _, _, _, _, tuned = _training_material(
         slices, None, tmp_path / "new", replace(settings, normalisation=SLICE_ZSCORE)
     )
     assert tuned.normalisation == WHITE_MATTER_PEAK
@@ -611,70 +611,13 @@ def test_brain_slice_zscore_training_slices_are_zero_outside_the_brain():
     brain = np.zeros(x.shape, bool)
     brain[:3, 8:24, 8:24] = True  # the last slice has head but no brain
     slices = {"x": x, "brain": brain, "y": np.zeros(x.shape, np.uint8), "subject": np.array(["a"] * 4)}
-    masked, _, owners, between = training_inputs(slices, 0, BRAIN_SLICE_ZSCORE)
-    assert len(masked) == 3 and list(owners) == ["a"] * 3 and not between.any()
+    masked, _, owners = training_inputs(slices, 0, BRAIN_SLICE_ZSCORE)
+    assert len(masked) == 3 and list(owners) == ["a"] * 3
     np.testing.assert_array_equal(masked[..., 0], np.where(brain, x, 0.0)[:3])
-    whole, _, _, _ = training_inputs(slices, 0, SLICE_ZSCORE)
+    whole, _, _ = training_inputs(slices, 0, SLICE_ZSCORE)
     np.testing.assert_array_equal(whole[..., 0], x)
     with pytest.raises(ValueError, match="rerun the training_slices job"):
         training_inputs({key: value for key, value in slices.items() if key != "brain"}, 0, BRAIN_SLICE_ZSCORE)
-
-
-def test_slices_between_real_slices_blend_their_neighbours_and_keep_each_class_volume(real_slices):
-    """A thick-slice scan resampled to thin slices shows blends of its slices; the training slices
-    drawn between two slices carry the nearest slice's labels, so that over the positions of a
-    gap each class keeps the volume the two slices give it."""
-    from msprofile.segmentation.data import slices_between
-
-    x, y = real_slices
-    image, labels = x[:20, ..., 0], y[:20]  # 104252's slices
-    brain = image > 0
-    at_slices, brain_at, labels_at = slices_between(image, brain, labels, np.arange(20.0), context=1)
-    np.testing.assert_allclose(at_slices[..., 1], image, atol=1e-4)  # the spline passes through them
-    np.testing.assert_allclose(at_slices[1:, ..., 0], image[:-1], atol=1e-4)  # channel 0: the slice below
-    np.testing.assert_array_equal(labels_at, labels)
-    np.testing.assert_array_equal(brain_at[..., 2], brain[np.minimum(np.arange(20) + 1, 19)])
-    halfway, _, _ = slices_between(image, brain, labels, np.array([9.5]))
-    blend = 0.5 * (image[9] + image[10])
-    assert np.abs(halfway[0, ..., 0] - blend).mean() < 0.25 * np.abs(image[9] - image[10]).mean()
-    positions = np.arange(0.0, 19.0, 0.01)
-    _, _, between_labels = slices_between(image, brain, labels, positions)
-    for label in (1, 2):
-        per_slice = (labels == label).sum(axis=(1, 2)).astype(float)
-        gap_volume = 0.5 * (per_slice[:-1] + per_slice[1:]).sum()
-        assert (between_labels == label).sum(axis=(1, 2)).mean() * 19 == pytest.approx(gap_volume, rel=0.01)
-
-
-def test_between_slices_are_drawn_with_their_share(real_slices, monkeypatch):
-    """``training.between_slice_fraction`` of the patches comes from the slices between slices
-    (in the cross-validation folds too: the held-out subject's are left out with its own)."""
-    from msprofile.jobs.training import training_inputs
-    from msprofile.segmentation import train as training
-    from msprofile.segmentation.data import WHITE_MATTER_PEAK
-
-    x, y = real_slices
-    owners = np.array(["104252"] * 20 + ["105755"] * (len(x) - 20))
-    slices = {"x": x[..., 0], "y": y, "subject": owners}
-    xs, ys, kept, between = training_inputs(slices, 0, WHITE_MATTER_PEAK, between_per_gap=2, seed=3)
-    assert (~between).sum() == (x.max(axis=(1, 2, 3)) > 0).sum()
-    assert between.sum() > 1.5 * (~between).sum()
-    assert set(kept[between]) == {"104252", "105755"}
-    drawn = []
-
-    def record(bx, by, rng, **kwargs):
-        drawn.append(bx[:, :1, :1, 0].ravel())
-        return bx[:, :64, :64], by[:, :64, :64]
-
-    monkeypatch.setattr(training, "augment_batch", record)
-    marked = np.where(between[:, None, None, None], 1.0, 0.0).astype(np.float32) * np.ones_like(xs)
-    settings = training.TrainingSettings(
-        base_filters=2, epochs=1, steps_per_epoch=40, batch_size=8, between_slice_fraction=0.25
-    )
-    training.train(marked, ys, settings, between=between)
-    share = np.concatenate(drawn).mean()
-    assert 0.15 < share < 0.35
-    with pytest.raises(ValueError, match="between_slice_fraction"):
-        training.train(marked, ys, settings)
 
 
 def test_mild_randomisation_changes_the_contrast_alone_and_is_the_fine_tuning_default():

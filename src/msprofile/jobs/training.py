@@ -29,7 +29,6 @@ from ..segmentation.data import (
     labels_to_model,
     network_labels,
     scaled_to_peak,
-    slices_between,
 )
 from ..segmentation.evaluate import auroc_from_histograms, error_histograms, evaluate_subject, wrong_voxels
 from ..segmentation.infer import (
@@ -45,10 +44,6 @@ from ..segmentation.onnx_export import checked_onnx
 from ..segmentation.train import NOT_LESION, TrainingSettings, configure_tensorflow, train
 from ..workflow import epoch_logger
 
-#: Slices drawn between every two neighbouring training slices when
-#: ``training.between_slice_fraction`` > 0 (:func:`training_inputs`): enough distinct positions
-#: that the network does not learn a few fixed blends.
-BETWEEN_SLICES_PER_GAP = 4
 #: Name of a cross-validation fold's network among a model's ensemble members.
 MEMBER_PREFIX = "fold-"
 #: The card's words for each network input (``input.normalisation`` is the machine-readable key).
@@ -110,16 +105,12 @@ def write_training_slices(subject_ids, flair_preproc_paths, brain_mask_paths, la
 
 
 def training_inputs(
-    slices: dict, context: int, normalisation: str = NORMALISATION, *, between_per_gap: int = 0, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    slices: dict, context: int, normalisation: str = NORMALISATION
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training material of the stacked slices of :func:`write_training_slices` for a network
     trained on ``normalisation``: ``x`` (M, H, W, 1 + 2 ``context``) with each slice's neighbours
-    of the same subject as channels, ``y`` (M, H, W), ``owners`` (M,) and ``between`` (M,) bool;
-    slices with no head are left out. With ``between_per_gap`` > 0, every gap between two
-    neighbouring slices of a subject also gives that many slices at random positions within it
-    (:func:`msprofile.segmentation.data.slices_between`; ``seed`` draws the positions), marked
-    True in ``between`` and placed after the subject's own slices.
-    ``x`` is in anchored units in every case: clipped to [0, 6]
+    of the same subject as channels, ``y`` (M, H, W), ``owners`` (M,); slices with no head are
+    left out. ``x`` is in anchored units in every case: clipped to [0, 6]
     (:func:`msprofile.segmentation.data.clip_anchored`) for
     :data:`~msprofile.segmentation.data.WHITE_MATTER_PEAK`, unclipped for
     :data:`~msprofile.segmentation.data.SLICE_ZSCORE`, and set to 0 outside the brain for
@@ -130,38 +121,24 @@ def training_inputs(
     :data:`~msprofile.segmentation.data.BRAIN_SLICE_ZSCORE` slices written without brain masks
     (by msprofile before that input existed: rerun the ``training_slices`` job)."""
     x, y, owners = slices["x"], slices["y"], slices["subject"].astype(str)
-    if normalisation == BRAIN_SLICE_ZSCORE and "brain" not in slices:
-        raise ValueError(
-            "the training slices have no brain masks (written by an older msprofile); "
-            "delete them and rerun the training_slices job"
-        )
-    brain = slices["brain"] if "brain" in slices else np.ones(x.shape, dtype=bool)
-
-    def anchored(image: np.ndarray, in_brain: np.ndarray) -> np.ndarray:
-        if normalisation == WHITE_MATTER_PEAK:
-            return clip_anchored(image)
-        if normalisation == BRAIN_SLICE_ZSCORE:
-            return np.where(in_brain, image, 0.0).astype(np.float32)
-        return image
-
-    rng = np.random.default_rng(seed)
-    xs, ys, kept, between = [], [], [], []
+    if normalisation == WHITE_MATTER_PEAK:
+        x = clip_anchored(x)
+    elif normalisation == BRAIN_SLICE_ZSCORE:
+        if "brain" not in slices:
+            raise ValueError(
+                "the training slices have no brain masks (written by an older msprofile); "
+                "delete them and rerun the training_slices job"
+            )
+        x = np.where(slices["brain"], x, 0.0).astype(np.float32)
+    xs, ys, kept = [], [], []
     for subject_id in dict.fromkeys(owners):
         rows = owners == subject_id
-        stacks = [(context_stack(anchored(x[rows], brain[rows]), context), y[rows])]
-        if between_per_gap > 0 and rows.sum() > 1:
-            gaps = np.repeat(np.arange(rows.sum() - 1), between_per_gap)
-            image, in_brain, labels = slices_between(
-                x[rows], brain[rows], y[rows], gaps + rng.uniform(0.0, 1.0, len(gaps)), context
-            )
-            stacks.append((anchored(image, in_brain), labels))
-        for part, (stacked, labels) in enumerate(stacks):
-            keep = stacked[..., context].max(axis=(1, 2)) > 0
-            xs.append(stacked[keep])
-            ys.append(labels[keep])
-            kept += [subject_id] * int(keep.sum())
-            between += [part == 1] * int(keep.sum())
-    return np.concatenate(xs), np.concatenate(ys), np.array(kept), np.array(between, dtype=bool)
+        stacked = context_stack(x[rows], context)
+        keep = x[rows].max(axis=(1, 2)) > 0
+        xs.append(stacked[keep])
+        ys.append(y[rows][keep])
+        kept += [subject_id] * int(keep.sum())
+    return np.concatenate(xs), np.concatenate(ys), np.array(kept)
 
 
 def write_phantom_bank(count: int, seed: int, matrix, pixel_size_mm: float, out_path) -> None:
@@ -202,17 +179,11 @@ def _training_material(slices_path, phantoms_path, init_model_dir, settings: Tra
             context_slices=int(init_card.get("input", {}).get("context_slices", 0)),
             normalisation=normalisation,
         )
-    x, y, owners, between = training_inputs(
-        load_npz(slices_path),
-        settings.context_slices,
-        settings.normalisation,
-        between_per_gap=BETWEEN_SLICES_PER_GAP if settings.between_slice_fraction > 0 else 0,
-        seed=settings.seed,
-    )
+    x, y, owners = training_inputs(load_npz(slices_path), settings.context_slices, settings.normalisation)
     phantoms = None
     if settings.synthetic_fraction > 0:
         phantoms = phantom_inputs(load_npz(phantoms_path), settings.context_slices)
-    return x, y, owners, between, phantoms, init_model, settings
+    return x, y, owners, phantoms, init_model, settings
 
 
 def cross_validation_fold(
@@ -243,7 +214,7 @@ def cross_validation_fold(
     evaluation rows of :func:`msprofile.segmentation.evaluate.evaluate_subject`); returns the latter.
     """
     configure_tensorflow(device)
-    x, y, owners, between, phantoms, init_model, settings = _training_material(
+    x, y, owners, phantoms, init_model, settings = _training_material(
         slices_path, phantoms_path, init_model_dir, settings
     )
     train_rows = owners != held_out
@@ -251,7 +222,6 @@ def cross_validation_fold(
         x[train_rows],
         y[train_rows],
         settings,
-        between=between[train_rows],
         phantoms=phantoms,
         init_model=init_model,
         on_epoch=epoch_logger(settings.epochs, f"fold without {held_out}"),
@@ -343,14 +313,13 @@ def train_final_model(
     import tensorflow as tf
 
     used = configure_tensorflow(device)
-    x, y, owners, between, phantoms, init_model, settings = _training_material(
+    x, y, owners, phantoms, init_model, settings = _training_material(
         slices_path, phantoms_path, init_model_dir, settings
     )
     model, losses = train(
         x,
         y,
         settings,
-        between=between,
         phantoms=phantoms,
         init_model=init_model,
         on_epoch=epoch_logger(settings.epochs, f"model {name}"),
@@ -379,8 +348,7 @@ def train_final_model(
             **settings.to_dict(),
             "init_model": _init_model_entry(init_model_dir),
             "subjects": sorted(set(owners.tolist())),
-            "slices": int((~between).sum()),
-            "slices_between": int(between.sum()),
+            "slices": int(len(x)),
             "final_loss": losses[-1],
             "loss_curve": [round(v, 5) for v in losses],
             "device": used,

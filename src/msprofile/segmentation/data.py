@@ -132,34 +132,6 @@ def context_stack(slices: np.ndarray, context: int) -> np.ndarray:
     return np.moveaxis(slices[index], 1, -1)
 
 
-def slices_between(
-    slices: np.ndarray, brain: np.ndarray, labels: np.ndarray, positions: np.ndarray, context: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slices at fractional positions between the slices of a volume: what a thick-slice scan
-    resampled to thinner slices (for example to 1 mm isotropic by SPM's reslicing) shows.
-
-    ``slices``: (Z, X, Y) image; ``brain``: (Z, X, Y) bool; ``labels``: (Z, X, Y) uint8;
-    ``positions``: (M,) in slice units, within [0, Z - 1]. Returns the image (M, X, Y, 1 + 2
-    ``context``) float32, interpolated along the slice axis by a cubic spline (linear for fewer
-    than four slices) at each position and, as channels, at the positions ``context`` slices
-    below and above (clipped to the volume, as :func:`context_stack` repeats the edge slice);
-    the brain mask (M, X, Y, 1 + 2 ``context``) bool and the labels (M, X, Y) of the nearest
-    slice. Nearest-slice labels keep a structure's volume: averaged over the positions between
-    two slices each slice's label covers half the gap on either side, as it covered its slice.
-    ValueError for a volume of one slice.
-    """
-    from scipy.interpolate import make_interp_spline
-
-    depth = slices.shape[0]
-    if depth < 2:
-        raise ValueError(f"slices between slices need at least two slices, got {depth}")
-    spline = make_interp_spline(np.arange(depth), np.asarray(slices, dtype=np.float32), k=min(3, depth - 1), axis=0)
-    at = np.clip(np.asarray(positions, dtype=float)[:, None] + np.arange(-context, context + 1)[None, :], 0, depth - 1)
-    image = np.moveaxis(spline(at).astype(np.float32), 1, -1)
-    nearest = np.rint(at).astype(int)
-    return image, np.moveaxis(np.asarray(brain, dtype=bool)[nearest], 1, -1), np.asarray(labels)[nearest[:, context]]
-
-
 def network_input(anchored: np.ndarray, context: int = 0) -> np.ndarray:
     """Anchored model-grid image (X, Y, Z) (:func:`anchor_intensities`) -> network batch
     (Z, X, Y, 1 + 2 ``context``) float32, one sample per axial slice."""

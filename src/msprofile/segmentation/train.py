@@ -70,9 +70,6 @@ class TrainingSettings:
     :data:`MILD_RANDOMISATION`, for fine-tuning a model trained with it).
     ``synthetic_fraction``: share of the training patches painted from phantom label maps
     (:mod:`msprofile.segmentation.synthetic`) instead of taken from the real slices.
-    ``between_slice_fraction``: share of the training patches taken from slices interpolated
-    between two neighbouring slices (``between`` of :func:`train`), the look of a thick-slice
-    scan resampled to thin slices.
     ``context_slices``: neighbouring slices on each side given as extra input channels
     (0: 2-D input; 1: 2.5-D, three channels). ``normalisation``: the network input
     (:data:`msprofile.segmentation.data.NORMALISATIONS`); patches are augmented in anchored
@@ -93,7 +90,6 @@ class TrainingSettings:
     augment: bool = True
     randomisation: str = "mild"
     synthetic_fraction: float = 0.0
-    between_slice_fraction: float = 0.0
     context_slices: int = 0
     normalisation: str = NORMALISATION
     seed: int = 20261124
@@ -295,16 +291,12 @@ def train(
     y: np.ndarray,
     settings: TrainingSettings = TrainingSettings(),
     *,
-    between: np.ndarray | None = None,
     phantoms: tuple[np.ndarray, np.ndarray] | None = None,
     init_model=None,
     on_epoch=None,
 ):
     """Train a network on slices ``x`` (N, H, W, C) in anchored units with labels ``y`` (N, H, W).
 
-    ``between``: (N,) bool, True for the slices interpolated between two slices
-    (:func:`msprofile.segmentation.data.slices_between`), from which a share
-    ``settings.between_slice_fraction`` of the patches is drawn (the rest from the others).
     ``phantoms``: ``(tissue, labels)``, phantom tissue label maps (M, H, W, C) and their
     segmentation labels (M, H, W), from which a share ``settings.synthetic_fraction`` of the
     patches is painted. ``init_model``: a trained network (same input channels) whose weights
@@ -328,9 +320,6 @@ def train(
         )
     if settings.synthetic_fraction > 0 and phantoms is None:
         raise ValueError("training.synthetic_fraction > 0 needs phantom label maps")
-    drawn_between = settings.between_slice_fraction > 0
-    if drawn_between and (between is None or not between.any() or between.all()):
-        raise ValueError("training.between_slice_fraction > 0 needs slices between slices and slices of their own")
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(settings.seed)
@@ -362,15 +351,7 @@ def train(
         batch_losses = []
         for _ in range(settings.steps_per_epoch):
             painted = rng.random(settings.batch_size) < settings.synthetic_fraction
-            if drawn_between:
-                pick_between = rng.random(settings.batch_size) < settings.between_slice_fraction
-                index = np.where(
-                    pick_between,
-                    rng.choice(np.flatnonzero(between), settings.batch_size),
-                    rng.choice(np.flatnonzero(~between), settings.batch_size),
-                )
-            else:
-                index = rng.integers(0, len(x), settings.batch_size)
+            index = rng.integers(0, len(x), settings.batch_size)
             bx, by = x[index], y[index]
             if painted.any():
                 chosen = rng.integers(0, len(phantoms[0]), int(painted.sum()))
