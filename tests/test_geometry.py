@@ -39,6 +39,22 @@ def test_canonical_round_trip_is_exact_in_every_orientation(order, flips):
     assert canonical.voxel_volume_ml == pytest.approx(native.voxel_volume_ml)
 
 
+def test_slice_origin_moves_with_the_slices_alone():
+    """The slabs of the lesion rule are anchored on it: padding a scan with slices below moves it
+    down by their thickness, cropping it in-plane does not, on an oblique grid too."""
+    affine = _affine((0, 1, 2), (False, False, False))
+    grid = Grid((7, 5, 3), affine)
+    thickness = grid.voxel_size_mm[2]
+    padded, cropped = affine.copy(), affine.copy()
+    padded[:3, 3] -= 2 * affine[:3, 2]
+    cropped[:3, 3] += 3 * affine[:3, 0] + 1 * affine[:3, 1]
+    assert Grid((7, 5, 5), padded).slice_origin_mm == pytest.approx(grid.slice_origin_mm - 2 * thickness)
+    assert Grid((4, 4, 3), cropped).slice_origin_mm == pytest.approx(grid.slice_origin_mm)
+    axial = np.diag([0.9, 0.9, 6.5, 1.0])
+    axial[:3, 3] = (10.0, -20.0, 30.0)
+    assert Grid((7, 5, 3), axial).slice_origin_mm == pytest.approx(30.0)
+
+
 def test_model_grid_has_requested_pixels_and_keeps_slices():
     canonical = Grid((256, 256, 20), np.diag([0.898, 0.898, 6.5, 1.0]))
     model = model_grid(canonical, matrix=(200, 180), pixel_size_mm=1.0, centre_voxel=np.array([120.0, 130.0]))

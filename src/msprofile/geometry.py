@@ -206,6 +206,15 @@ class Grid:
         """Volume of one voxel in mL (1 mL = 1000 mm^3)."""
         return float(abs(np.linalg.det(self.affine[:3, :3]))) / 1000.0
 
+    @property
+    def slice_origin_mm(self) -> float:
+        """Position (mm) of the first slice, along the third (slice) axis's direction, from the
+        scanner's origin: the first voxel's position projected on that direction. It does not
+        change when slices are added or removed elsewhere, so a slice's place along the axis
+        (this plus its index times the slice thickness) is the same in a cropped or padded copy."""
+        direction = self.affine[:3, 2] / np.linalg.norm(self.affine[:3, 2])
+        return float(direction @ self.affine[:3, 3])
+
     def to_dict(self) -> dict:
         """JSON-ready description (shape, voxel size in mm, axis codes, affine)."""
         return {

@@ -65,13 +65,12 @@ def lesion_metrics_subject(
     canonical_labels, canonical = to_canonical(labels, native)
     canonical_flair = np.ascontiguousarray(to_canonical(flair, native)[0])
     canonical_brain = np.ascontiguousarray(to_canonical(brain, native)[0])
-    slice_axis = canonical.affine[:3, 2] / np.linalg.norm(canonical.affine[:3, 2])
     profile = lesion_profile(
         np.ascontiguousarray(canonical_labels),
         canonical_flair,
         canonical_brain,
         canonical.voxel_size_mm,
-        slice_origin_mm=float(slice_axis @ canonical.affine[:3, 3]),
+        slice_origin_mm=canonical.slice_origin_mm,
     )
     save_nifti(
         from_canonical(profile.class_volume, native).astype(np.uint8),
