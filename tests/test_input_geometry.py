@@ -19,9 +19,9 @@ import pytest
 import yaml
 from nibabel.processing import resample_from_to
 
-from msprofile.geometry import Grid, HeaderGeometry, acquisition, resample, to_canonical
-from msprofile.io import InputImageError, load_image, load_json, load_manual_labels, read_header_geometry
-from msprofile.jobs.lesions import lesion_metrics_subject
+from msprofile.geometry import Grid, HeaderGeometry, acquisition, resample
+from msprofile.io import InputImageError, load_json, load_manual_labels, read_header_geometry
+from msprofile.jobs.lesions import canonical_rule_inputs, lesion_metrics_subject
 from msprofile.jobs.preprocess import preprocess_subject
 from msprofile.jobs.segmentation import segment_subject
 from msprofile.lesions import lesion_profile
@@ -309,14 +309,9 @@ def one_mm_stored_sagittally(flair: np.ndarray, affine: np.ndarray) -> tuple[nib
 def assert_classes_within_bounds_at_every_slab_place(case: Run, original: Run, subject_id: str, n: int) -> None:
     """The case's segmentation classified with the lesion rule's slabs of ``n`` slices at each
     of their ``n`` places, each lesion class within the bounds (:func:`assert_classes_within_bounds`)."""
-    labels, affine = load_image(case.output("segmentation.nii.gz"), subject_id, dtype=np.uint8)
-    native = Grid(labels.shape, affine)
-    flair = load_image(case.input_path, subject_id)[0]
-    brain = load_image(case.output("brain_mask.nii.gz"), subject_id, dtype=np.uint8)[0] > 0
-    canonical_labels, canonical = to_canonical(labels, native)
-    arrays = [np.ascontiguousarray(canonical_labels)] + [
-        np.ascontiguousarray(to_canonical(a, native)[0]) for a in (flair, brain)
-    ]
+    arrays, canonical = canonical_rule_inputs(
+        subject_id, case.output("segmentation.nii.gz"), case.input_path, case.output("brain_mask.nii.gz")
+    )
     thickness_mm = canonical.voxel_size_mm[2]
     for place in range(n):
         metrics = lesion_profile(*arrays, canonical.voxel_size_mm, slice_origin_mm=place * thickness_mm).metrics
