@@ -367,7 +367,7 @@ def test_1mm_lesion_classes_hold_wherever_the_slabs_fall(iso_run, subject_id):
     of the 7 possible places keeps the three lesion classes within the bounds. With slabs
     showing the ventricle where a quarter of their sections have it, 104252 failed at 2 of
     the 7, 105074 at 3 and 105755 at 4. (105465's juxtacortical volume is about half its
-    thick slices' at every place, outside the bound at 2: a known limit, README.)"""
+    thick slices' at every place, outside the bound at 3: a known limit, README.)"""
     original, case, _ = iso_run(subject_id)
     assert_classes_within_bounds_at_every_slab_place(case, original, subject_id, 7)
 
