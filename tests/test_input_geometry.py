@@ -20,7 +20,7 @@ import yaml
 from nibabel.processing import resample_from_to
 
 from msprofile.geometry import Grid, HeaderGeometry, acquisition, resample
-from msprofile.io import InputImageError, load_json, load_manual_labels, read_header_geometry
+from msprofile.io import InputImageError, load_image, load_json, load_manual_labels, read_header_geometry
 from msprofile.jobs.lesions import canonical_rule_inputs, lesion_metrics_subject
 from msprofile.jobs.preprocess import preprocess_subject
 from msprofile.jobs.segmentation import segment_subject
@@ -309,8 +309,9 @@ def one_mm_stored_sagittally(flair: np.ndarray, affine: np.ndarray) -> tuple[nib
 def assert_classes_within_bounds_at_every_slab_place(case: Run, original: Run, subject_id: str, n: int) -> None:
     """The case's segmentation classified with the lesion rule's slabs of ``n`` slices at each
     of their ``n`` places, each lesion class within the bounds (:func:`assert_classes_within_bounds`)."""
+    labels, affine = load_image(case.output("segmentation.nii.gz"), subject_id, dtype=np.uint8)
     arrays, canonical = canonical_rule_inputs(
-        subject_id, case.output("segmentation.nii.gz"), case.input_path, case.output("brain_mask.nii.gz")
+        subject_id, labels, Grid(labels.shape, affine), case.input_path, case.output("brain_mask.nii.gz")
     )
     thickness_mm = canonical.voxel_size_mm[2]
     for place in range(n):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 
+from msprofile.geometry import Grid
 from msprofile.labels import LesionClass, SegmentationClass
 from msprofile.lesions import (
     LESIONS_2D_COLUMNS,
@@ -401,7 +402,7 @@ def _labels_and_voxel(s: SampleSubject) -> tuple[np.ndarray, tuple[float, ...]]:
     """A sample subject's manual masks as one label volume (lesion wins where they overlap)
     and its voxel size (mm)."""
     labels = np.where(s.lesions, 2, np.where(s.ventricles, 1, 0)).astype(np.uint8)
-    return labels, tuple(np.sqrt((s.affine[:3, :3] ** 2).sum(axis=0)))
+    return labels, tuple(Grid(labels.shape, s.affine).voxel_size_mm)
 
 
 def test_classification_of_the_real_manual_masks(sample_subject: SampleSubject):

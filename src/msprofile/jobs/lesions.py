@@ -29,17 +29,16 @@ STATS_FLOAT_FORMAT = "%.6g"
 
 
 def canonical_rule_inputs(
-    subject_id: str, segmentation_path, flair_path, brain_mask_path
+    subject_id: str, labels: np.ndarray, native: Grid, flair_path, brain_mask_path
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], Grid]:
     """What the lesion rule (:func:`msprofile.lesions.lesion_profile`) takes, on the canonical
-    (RAS+) grid: the segmentation (uint8 labels), the input FLAIR (float32, non-finite voxels
-    outside the head set to 0) and the brain mask (bool), each (X, Y, Z) and C-contiguous, and
-    that grid (its ``voxel_size_mm`` and ``slice_origin_mm`` place the rule's slabs)."""
-    labels, affine = load_image(segmentation_path, subject_id, dtype=np.uint8)
+    (RAS+) grid: the segmentation ``labels`` (uint8, on ``native``, the input's grid), the input
+    FLAIR (float32, non-finite voxels outside the head set to 0) and the brain mask (bool), each
+    (X, Y, Z) and C-contiguous, and that grid (its ``voxel_size_mm`` and ``slice_origin_mm``
+    place the rule's slabs)."""
     # NaN outside the head was accepted by preprocessing; the CSF mask sees only the brain.
     flair = np.nan_to_num(load_image(flair_path, subject_id, allow_nonfinite=True)[0], nan=0.0, posinf=0.0, neginf=0.0)
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
-    native = Grid(labels.shape, affine)
     canonical = to_canonical(labels, native)[1]
     arrays = tuple(np.ascontiguousarray(to_canonical(a, native)[0]) for a in (labels, flair, brain))
     return arrays, canonical
@@ -77,7 +76,7 @@ def lesion_metrics_subject(
     uncertainty, _ = load_image(uncertainty_path, subject_id)
     native = Grid(labels.shape, affine)
     (canonical_labels, canonical_flair, canonical_brain), canonical = canonical_rule_inputs(
-        subject_id, segmentation_path, flair_path, brain_mask_path
+        subject_id, labels, native, flair_path, brain_mask_path
     )
     profile = lesion_profile(
         canonical_labels,
