@@ -39,9 +39,9 @@ def canonical_rule_inputs(
     # NaN outside the head was accepted by preprocessing; the CSF mask sees only the brain.
     flair = np.nan_to_num(load_image(flair_path, subject_id, allow_nonfinite=True)[0], nan=0.0, posinf=0.0, neginf=0.0)
     brain = load_image(brain_mask_path, subject_id, dtype=np.uint8)[0] > 0
-    canonical = to_canonical(labels, native)[1]
-    arrays = tuple(np.ascontiguousarray(to_canonical(a, native)[0]) for a in (labels, flair, brain))
-    return arrays, canonical
+    canonical_labels, canonical = to_canonical(labels, native)
+    arrays = (canonical_labels, to_canonical(flair, native)[0], to_canonical(brain, native)[0])
+    return tuple(np.ascontiguousarray(a) for a in arrays), canonical
 
 
 def lesion_metrics_subject(
